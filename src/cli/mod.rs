@@ -1,0 +1,57 @@
+//! The command line: one file per subcommand, this one for the shape.
+
+mod probes;
+mod report;
+mod run;
+mod smoke;
+mod trace;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Trace Python module imports through CPython's USDT import probes.
+///
+/// With no subcommand, runs the demo workload and prints its import tree.
+#[derive(Debug, Parser)]
+#[command(name = "importprobe", version, about, long_about = None)]
+pub struct Cli {
+    /// More logging on stderr (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Run(run::RunArgs),
+    Trace(trace::TraceArgs),
+    Report(report::ReportArgs),
+    Probes(probes::ProbesArgs),
+    Smoke(smoke::SmokeArgs),
+}
+
+/// Sends `tracing` logs to stderr; data goes to stdout.
+pub fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Some(Command::Run(args)) => run::run(args),
+        Some(Command::Trace(args)) => trace::run(args),
+        Some(Command::Report(args)) => report::run(args),
+        Some(Command::Probes(args)) => probes::run(args),
+        Some(Command::Smoke(args)) => smoke::run(args),
+        None => run::default_demo(),
+    }
+}

@@ -1,0 +1,30 @@
+//! importprobe: trace Python module imports through CPython's USDT probes.
+//!
+//! The pipeline, one module each:
+//!
+//! - [`workload`]: the module graph a simulated program imports (manifest,
+//!   built-in scenarios, the demo application, the random generator);
+//! - [`simulator`]: CPython's import algorithm on real threads, firing the
+//!   `python:import__find__load__{start,done}` probes and recording ground truth;
+//! - [`events`]: the event model shared by ground truth, tracer output and reports;
+//! - [`report`]: reports computed from events (`-X importtime`, ...);
+//! - [`elf`]: reading SDT probe notes out of any ELF file;
+//! - [`cli`]: the `importprobe` command line.
+
+// On DTrace platforms the probes come from the D provider definition; the
+// `usdt` crate wants this at the crate root.
+#[cfg(all(feature = "probes", not(target_os = "linux")))]
+usdt::dtrace_provider!("probes/python.d");
+
+pub mod cli;
+pub mod elf;
+pub mod events;
+pub mod report;
+pub mod simulator;
+pub mod workload;
+
+/// A mistake of the user's (bad flag value, bad manifest, missing file):
+/// reported in one line with exit status 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);

@@ -1,0 +1,84 @@
+//! The two USDT probes, fired exactly as CPython fires them.
+//!
+//! Linux: SystemTap SDT notes from the `probe` crate, provider `python`, names
+//! with double underscores (`python:import__find__load__start`), each guarded
+//! by its own semaphore (`probe_lazy!`: with no tracer attached a site costs a
+//! load and a branch, and the arguments are never evaluated).
+//!
+//! DTrace platforms: the `usdt` crate compiles `probes/python.d` (see
+//! `lib.rs`), so DTrace sees `python$target:::import-find-load-start`.
+//!
+//! Without the `probes` feature both compile to nothing.
+//!
+//! Each function below must be called from exactly one place in the
+//! simulator: an SDT probe site gets its own note, and bpftrace raises only
+//! one semaphore per probe name (the ELF tests check this).
+
+use std::ffi::CStr;
+
+/// `python:import__find__load__start(const char *modulename)`.
+#[inline(always)]
+pub fn import_find_load_start(module: &CStr) {
+    #[cfg(all(feature = "probes", target_os = "linux"))]
+    {
+        probe::probe_lazy!(python, import__find__load__start, module.as_ptr());
+    }
+    #[cfg(all(feature = "probes", not(target_os = "linux")))]
+    {
+        crate::python::import__find__load__start!(|| module.to_str().unwrap_or("<non-utf8>"));
+    }
+    #[cfg(not(feature = "probes"))]
+    let _ = module;
+}
+
+/// `python:import__find__load__done(const char *modulename, int found)`.
+#[inline(always)]
+pub fn import_find_load_done(module: &CStr, found: bool) {
+    #[cfg(all(feature = "probes", target_os = "linux"))]
+    {
+        probe::probe_lazy!(python, import__find__load__done, module.as_ptr(), found as i32);
+    }
+    #[cfg(all(feature = "probes", not(target_os = "linux")))]
+    {
+        crate::python::import__find__load__done!(|| (module.to_str().unwrap_or("<non-utf8>"), found as i32));
+    }
+    #[cfg(not(feature = "probes"))]
+    let _ = (module, found);
+}
+
+/// The start probe's semaphore in this process's memory, found through our
+/// own ELF notes: the kernel increments it when a tracer attaches.
+#[cfg(all(feature = "probes", target_os = "linux"))]
+pub fn start_semaphore() -> Result<&'static std::sync::atomic::AtomicU16, String> {
+    use object::{Object, ObjectSegment};
+    let exe = std::fs::read("/proc/self/exe").map_err(|e| format!("cannot read /proc/self/exe: {e}"))?;
+    let probes = crate::elf::sdt::parse_probes(&exe).map_err(|e| format!("cannot parse my own ELF notes: {e:?}"))?;
+    let sem = probes
+        .iter()
+        .find(|p| p.provider == "python" && p.name == "import__find__load__start")
+        .and_then(|p| p.semaphore)
+        .ok_or("this binary has no semaphore for python:import__find__load__start")?;
+    let file = object::File::parse(&*exe).map_err(|e| e.to_string())?;
+    // Load bias = where the program headers are mapped minus where the file
+    // says they are (AT_PHDR is the runtime address of the headers).
+    let phdr_runtime = unsafe { libc::getauxval(libc::AT_PHDR) };
+    let phoff = match &file {
+        object::File::Elf64(f) => f.elf_header().e_phoff.get(f.endian()),
+        _ => return Err("expected a 64-bit ELF".into()),
+    };
+    let phdr_link = file
+        .segments()
+        .find(|s| s.file_range().0 == 0)
+        .map(|s| s.address() + phoff)
+        .ok_or("no segment maps the ELF header")?;
+    let addr = phdr_runtime.wrapping_sub(phdr_link).wrapping_add(sem);
+    // SAFETY: the address is our own semaphore (a u16 static in `.probes`),
+    // live for the whole process; the kernel updates it, so it is read
+    // atomically.
+    Ok(unsafe { &*(addr as *const std::sync::atomic::AtomicU16) })
+}
+
+#[cfg(not(all(feature = "probes", target_os = "linux")))]
+pub fn start_semaphore() -> Result<&'static std::sync::atomic::AtomicU16, String> {
+    Err("waiting for a tracer needs the Linux SDT probes (this build has none)".into())
+}
