@@ -59,6 +59,11 @@ pub struct RunArgs {
     /// start probe's semaphore (default timeout 10 s).
     #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "10")]
     pub wait_for_tracer: Option<f64>,
+    /// With --wait-for-tracer: stay alive this long after the last import,
+    /// so a tracer attached with -p drains its buffers before it sees the
+    /// process exit (bpftrace stops reading when the pid is gone).
+    #[arg(long, value_name = "MS", default_value_t = 500)]
+    pub exit_grace_ms: u64,
 }
 
 impl Default for RunArgs {
@@ -75,6 +80,7 @@ impl Default for RunArgs {
             truth: None,
             importtime: false,
             wait_for_tracer: None,
+            exit_grace_ms: 500,
         }
     }
 }
@@ -144,6 +150,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let outputs = Outputs::new(truth, importtime);
     let summary = simulator::run(&w, &outputs);
     let events = outputs.finish().context("writing the simulator's outputs")?;
+    if args.wait_for_tracer.is_some() {
+        std::thread::sleep(Duration::from_millis(args.exit_grace_ms));
+    }
     tracing::info!(events, threads = summary.threads, elapsed = ?summary.elapsed, "workload done");
     if let Some((thread, failure)) = summary.uncaught.first() {
         eprintln!("importprobe: uncaught import error ({failure:?}) ended thread {thread:?}, as it would end a Python program");

@@ -260,7 +260,7 @@ pub fn build() -> Workload {
             find: Duration::from_micros(45),
             exec: Duration::from_micros(80),
             imports: vec![StmtSpec::import(mods[n - 1].clone())],
-            package: true,
+            package: Some(true),
             ..Default::default()
         };
         b.define(&pkg, spec).expect("unique");
@@ -272,7 +272,7 @@ pub fn build() -> Workload {
             find: Duration::from_micros(70),
             exec: Duration::from_micros(300),
             imports: top,
-            package: true,
+            package: Some(true),
             ..Default::default()
         },
     )

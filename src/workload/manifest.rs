@@ -80,8 +80,7 @@ struct ModuleEntry {
     missing: bool,
     #[serde(default)]
     raises: bool,
-    #[serde(default)]
-    package: bool,
+    package: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -218,7 +217,7 @@ mod tests {
     use super::*;
 
     fn error(text: &str) -> String {
-        parse(text, "m.toml", "m").err().expect("manifest should be rejected").to_string()
+        parse(text, "m.toml", "m").expect_err("manifest should be rejected").to_string()
     }
 
     #[test]

@@ -177,8 +177,10 @@ pub struct ModuleSpec {
     pub exec: Duration,
     pub missing: bool,
     pub raises: bool,
-    /// Force a package even when no submodule is defined.
-    pub package: bool,
+    /// `Some(true)`: a package even without defined submodules; `Some(false)`:
+    /// a plain module, so importing a submodule of it fails. `None`: a package
+    /// exactly when submodules are defined.
+    pub package: Option<bool>,
     pub imports: Vec<StmtSpec>,
     /// Defined explicitly (not only as the parent of another module).
     pub explicit: bool,
@@ -304,7 +306,7 @@ impl WorkloadBuilder {
             modules.push(Module {
                 name: start..names.len() as u32,
                 parent: parents[id],
-                is_package: is_package[id] || spec.package || !spec.explicit,
+                is_package: spec.package.unwrap_or(is_package[id] || !spec.explicit),
                 find: spec.find,
                 exec: spec.exec,
                 missing: spec.missing,
@@ -329,7 +331,7 @@ impl WorkloadBuilder {
 
 /// Converts a manifest's microseconds into a duration, rejecting nonsense.
 pub fn micros(module: &str, what: &'static str, us: f64) -> Result<Duration, BuildError> {
-    if us.is_finite() && us >= 0.0 && us < 1e12 {
+    if (0.0..1e12).contains(&us) {
         Ok(Duration::from_nanos((us * 1000.0).round() as u64))
     } else {
         Err(BuildError::BadCost(module.to_owned(), what))

@@ -69,7 +69,7 @@ pub fn deep(count: usize, c: Costs) -> Result<Workload, super::BuildError> {
 pub fn wide(count: usize, c: Costs) -> Result<Workload, super::BuildError> {
     let mut b = WorkloadBuilder::new("wide");
     let subs: Vec<String> = (0..count).map(|i| format!("wide.mod_{i:06}")).collect();
-    b.define("wide", ModuleSpec { package: true, ..c.spec(subs.iter().map(StmtSpec::import).collect()) })?;
+    b.define("wide", ModuleSpec { package: Some(true), ..c.spec(subs.iter().map(StmtSpec::import).collect()) })?;
     for s in &subs {
         b.define(s, c.spec(vec![]))?;
     }
@@ -123,11 +123,14 @@ pub fn stress(count: usize, c: Costs) -> Result<Workload, super::BuildError> {
 /// cycle, a body that raises (imported twice) and a `from ... import`.
 pub fn refpkg(c: Costs) -> Result<Workload, super::BuildError> {
     let mut b = WorkloadBuilder::new("refpkg");
-    b.define("pkg", ModuleSpec { package: true, ..c.spec(vec![]) })?;
+    b.define("pkg", ModuleSpec { package: Some(true), ..c.spec(vec![]) })?;
     b.define("pkg.a", c.spec(vec![StmtSpec::import("pkg.b")]))?;
     b.define("pkg.b", c.spec(vec![StmtSpec::import("pkg.a")]))?;
     b.define("pkg.broken", ModuleSpec { raises: true, ..c.spec(vec![]) })?;
-    b.define("pkg.sub", ModuleSpec { package: true, ..c.spec(vec![StmtSpec::import("pkg.sub").from(&["leaf"])]) })?;
+    b.define(
+        "pkg.sub",
+        ModuleSpec { package: Some(true), ..c.spec(vec![StmtSpec::import("pkg.sub").from(&["leaf"])]) },
+    )?;
     b.define("pkg.sub.leaf", c.spec(vec![]))?;
     b.main_imports(vec![
         StmtSpec::import("pkg.a"),
