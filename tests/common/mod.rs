@@ -114,3 +114,13 @@ pub fn write_file(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
     std::fs::write(&path, data).unwrap();
     path
 }
+
+/// The note for probe `name` and its index among the notes (the order
+/// differs between debug and release builds).
+pub fn note_named(data: &[u8], name: &str) -> (usize, NoteAt) {
+    notes(data)
+        .into_iter()
+        .enumerate()
+        .find(|(_, n)| decode(data, *n).3.get(1).map(String::as_str) == Some(name))
+        .unwrap_or_else(|| panic!("no note for {name}"))
+}
