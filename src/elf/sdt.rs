@@ -23,6 +23,9 @@ pub struct SdtProbe {
     pub name: String,
     /// Probe address, corrected by `.stapsdt.base` as SystemTap does.
     pub address: u64,
+    /// The raw probe address recorded in the note (readelf's `Location`);
+    /// equal to `address` unless the object was prelinked.
+    pub pc: u64,
     /// The `.stapsdt.base` address recorded in the note.
     pub base: u64,
     /// Link-time address of the semaphore, if the probe has one.
@@ -42,6 +45,22 @@ pub struct ArgSpec {
     pub signed: bool,
     /// Where the value lives: a register, a memory operand or a constant.
     pub location: String,
+}
+
+impl ArgSpec {
+    /// The C-ish type of the value: `u64`, `s32`, or `untyped` for old
+    /// specs that carry no size (tools then assume a machine word).
+    pub fn type_name(&self) -> String {
+        match self.size {
+            Some(size) => format!("{}{}", if self.signed { 's' } else { 'u' }, u32::from(size) * 8),
+            None => "untyped".to_owned(),
+        }
+    }
+
+    /// Compact form for tables: `u64 %rax`.
+    pub fn short(&self) -> String {
+        format!("{} {}", self.type_name(), self.location)
+    }
 }
 
 impl std::fmt::Display for ArgSpec {
@@ -68,6 +87,8 @@ pub enum ElfError {
     Malformed { path: String, reason: String },
     #[error("{path}: malformed SDT note #{index}: {reason}")]
     BadNote { path: String, index: usize, reason: String },
+    #[error("no process with pid {pid}")]
+    NoSuchProcess { pid: u32 },
 }
 
 /// Reads every SDT probe of the ELF file at `path`.
@@ -119,7 +140,7 @@ fn parse_elf<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<Vec<SdtP
         segments
             .iter()
             .find(|(va, size, _)| addr >= *va && addr < va.saturating_add(*size))
-            .map(|(va, _, off)| addr - va + off)
+            .and_then(|(va, _, off)| (addr - va).checked_add(*off))
     };
     let mut probes = Vec::new();
     let sections = file.elf_section_table();
@@ -165,16 +186,13 @@ fn decode_desc(desc: &[u8], word: usize, endian: Endianness) -> Result<SdtProbe,
         }
     };
     let (pc, base, sem) = (read(0), read(1), read(2));
-    let mut strings = desc[3 * word..].split(|&b| b == 0);
-    let mut next = |what: &str| {
-        strings.next().map(|s| String::from_utf8_lossy(s).into_owned()).ok_or_else(|| format!("missing {what}"))
-    };
-    let provider = next("provider")?;
-    let name = next("name")?;
-    let args_raw = next("argument string")?;
     if desc[3 * word..].iter().filter(|&&b| b == 0).nth(2).is_none() {
         return Err("provider, name and arguments are not all NUL-terminated".into());
     }
+    let mut strings = desc[3 * word..].split(|&b| b == 0).map(|s| String::from_utf8_lossy(s).into_owned());
+    // Three NULs were counted above, so there are at least three pieces.
+    let (provider, name, args_raw) =
+        (strings.next().unwrap_or_default(), strings.next().unwrap_or_default(), strings.next().unwrap_or_default());
     if provider.is_empty() || name.is_empty() {
         return Err("empty provider or probe name".into());
     }
@@ -183,6 +201,7 @@ fn decode_desc(desc: &[u8], word: usize, endian: Endianness) -> Result<SdtProbe,
         provider,
         name,
         address: pc,
+        pc,
         base,
         semaphore: (sem != 0).then_some(sem),
         semaphore_offset: None,
