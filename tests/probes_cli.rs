@@ -406,7 +406,7 @@ fn check_reports_two_semaphores_for_one_probe_name() {
     // semaphore: two sites, two semaphores, and no done probe left.
     let (code, text) = check_edited_copy(|d| {
         let (_, done) = note_named(d, "import__find__load__done");
-        let (pc, base, sem, s) = decode(d, done);
+        let (pc, base, sem, _) = decode(d, done);
         rewrite(d, done, pc, base, sem, ["python", "import__find__load__start", "-8@%rax"]);
     });
     assert_eq!(code, Some(1), "{text}");
