@@ -308,7 +308,8 @@ mod tests {
     fn rejects_corruption() {
         let ok = stream(&pair(b"mod"));
         assert!(parse(&ok[..]).is_ok());
-        let cases: Vec<(Vec<u8>, fn(&StreamError) -> bool)> = vec![
+        type Case = (Vec<u8>, fn(&StreamError) -> bool);
+        let cases: Vec<Case> = vec![
             // Length one too short: the name is followed by a byte that is not a newline.
             (stream(b"E 1 1 1 0 0 start - 0 2 mod\n"), |e| matches!(e, StreamError::BadLength { line: 3, .. })),
             // Length too long swallows the next line; the missing trailer shows it.
