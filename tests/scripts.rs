@@ -39,8 +39,9 @@ fn import_events_matches_truth_byte_exact() {
         let t = trace_sim("import-events.bt", w, count, 200, &[]);
         let events = stream::parse(&t.out[..]).unwrap_or_else(|e| panic!("{w}: {e}\n{}", lossy(&t.out)));
         assert_eq!(events.len(), t.truth.len(), "{w}: event count");
+        type Seq = Vec<(EventKind, u32, String, Option<bool>)>;
         let group = |evs: &[importprobe::events::ImportEvent]| {
-            let mut m: BTreeMap<u32, Vec<(EventKind, u32, String, Option<bool>)>> = BTreeMap::new();
+            let mut m: BTreeMap<u32, Seq> = BTreeMap::new();
             for e in evs {
                 m.entry(e.tid).or_default().push((e.kind, e.depth, e.module.clone(), e.found));
             }
@@ -153,8 +154,8 @@ fn check_tree_against(w: &str, tree: &[TreeLine], truth: &[Pair]) {
                 "{ctx}"
             );
             // Rounded to the nearest µs: +0.5 µs on top of the tolerance.
-            timing.check(&format!("{ctx} cum"), l.cum_us * 1000, p.cum_ns, p.nested);
-            timing.check(&format!("{ctx} self"), l.self_us * 1000, p.self_ns, p.nested);
+            timing.check(&format!("{ctx} cum"), l.cum_us * 1000, p.cum_ns, p);
+            timing.check(&format!("{ctx} self"), l.self_us * 1000, p.self_ns, p);
         }
     }
     timing.finish(w, thread_count(truth));
@@ -209,8 +210,8 @@ fn import_latency_matches_truth() {
             assert_eq!((name.as_str(), found == 1, depth as u32), (p.module.as_str(), p.found, p.depth), "{w}");
             assert_uncut(cut, &name);
             // Floored to µs: at most 1 µs low, inside the 5 µs base.
-            timing.check(&format!("{w} {name} cum"), cum_us * 1000, p.cum_ns, p.nested);
-            timing.check(&format!("{w} {name} self"), self_us * 1000, p.self_ns, p.nested);
+            timing.check(&format!("{w} {name} cum"), cum_us * 1000, p.cum_ns, p);
+            timing.check(&format!("{w} {name} self"), self_us * 1000, p.self_ns, p);
             assert!(cum_us >= prev, "{w}: summary sorted by cumulative time");
             prev = cum_us;
         }
@@ -244,7 +245,7 @@ fn check_slowest(w: &str, rows: &[(String, u32, usize, u64)], truth: &[Pair], n:
     for (name, tid, seq, us) in rows {
         let p = index[&(*tid, *seq)];
         assert_eq!(name, &p.module, "{w}");
-        timing.check(&format!("{w} {name}"), us * 1000, key(p), p.nested);
+        timing.check(&format!("{w} {name}"), us * 1000, key(p), p);
         reported.insert((*tid, *seq));
         min_reported = min_reported.min(key(p));
     }
@@ -342,7 +343,7 @@ fn import_failed_matches_truth() {
         for (tid, ps) in by_tid(&want) {
             for (f, p) in got_by[&tid].iter().zip(&ps) {
                 assert_eq!((&f.module, f.depth, &f.chain), (&p.module, p.depth, &p.chain), "{w}");
-                timing.check(&format!("{w} {}", p.module), f.cost_ns, p.cum_ns, p.nested);
+                timing.check(&format!("{w} {}", p.module), f.cost_ns, p.cum_ns, p);
             }
         }
         timing.finish(w, thread_count(&pairs(&t.truth)));
@@ -370,8 +371,11 @@ fn bucket(label: &str) -> (u64, u64) {
     }
 }
 
-fn parse_hist(out: &str) -> HashMap<&'static str, Vec<((u64, u64), u64)>> {
-    let mut m: HashMap<&'static str, Vec<((u64, u64), u64)>> = HashMap::new();
+/// Bucket `(lo, hi)` in µs and its count.
+type Buckets = Vec<((u64, u64), u64)>;
+
+fn parse_hist(out: &str) -> HashMap<&'static str, Buckets> {
+    let mut m: HashMap<&'static str, Buckets> = HashMap::new();
     let mut cur = None;
     for line in out.lines() {
         if line.starts_with("@found_us:") {
@@ -411,7 +415,7 @@ fn import_hist_matches_truth() {
                 let fits = values
                     .iter()
                     .filter(|p| {
-                        let tol = common::tolerance_ns(p.nested);
+                        let tol = common::tolerance_ns(p.nested) + if p.first { common::FIRST_TRAP_NS } else { 0 };
                         p.cum_ns + tol >= lo * 1000 && p.cum_ns.saturating_sub(tol) < hi * 1000
                     })
                     .count() as u64;
@@ -462,7 +466,7 @@ fn import_folded_matches_truth() {
             let mut ps = ps.clone();
             ps.sort_by_key(|p| p.self_ns);
             for (v, p) in vals.iter().zip(&ps) {
-                timing.check(&format!("{w} {stack}"), v * 1000, p.self_ns, p.nested);
+                timing.check(&format!("{w} {stack}"), v * 1000, p.self_ns, p);
             }
         }
         timing.finish(w, threads);
@@ -508,6 +512,7 @@ fn trace_python(script_name: &str) -> Option<(String, Vec<(u32, String)>)> {
         common::skip(&format!("{PY} (a CPython with USDT probes) is not installed"));
         return None;
     }
+    let _serial = common::tracing_lock();
     let dir = tempfile::Builder::new().prefix("importprobe").tempdir().unwrap();
     let main = write_program(dir.path());
     let cmd = format!("{PY} -S -X importtime {}", main.display());
