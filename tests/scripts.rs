@@ -49,9 +49,10 @@ fn import_events_matches_truth_byte_exact() {
         };
         assert_eq!(group(&events), group(&t.truth), "{w}: per-thread event sequences");
         assert!(events.iter().all(|e| !e.truncated && e.pid == t.truth[0].pid), "{w}");
-        // Timestamps: same clock; each traced event within 1 ms after its truth
-        // twin (the truth stamp is taken just before the probe fires; a
-        // streaming printf of earlier events may delay it by some µs).
+        // Timestamps: same clock (CLOCK_MONOTONIC). The truth stamp is taken
+        // just before the probe traps, so the traced one follows it by the
+        // trap (µs), rarely by a preemption in between (ms, see `Timing`);
+        // 10 µs before it allows for the vDSO and bpf clocks' rounding.
         let mut per_tid: HashMap<u32, Vec<u64>> = HashMap::new();
         for e in &t.truth {
             per_tid.entry(e.tid).or_default().push(e.ts_ns);
@@ -61,7 +62,10 @@ fn import_events_matches_truth_byte_exact() {
             let i = idx.entry(e.tid).or_default();
             let truth_ts = per_tid[&e.tid][*i];
             *i += 1;
-            assert!(e.ts_ns >= truth_ts && e.ts_ns - truth_ts < 1_000_000, "{w}: ts {} vs truth {truth_ts}", e.ts_ns);
+            assert!(
+                e.ts_ns + 10_000 >= truth_ts && e.ts_ns < truth_ts + 10_000_000,
+                "{w}: {e:?}: ts vs truth {truth_ts}"
+            );
         }
     }
 }
@@ -571,4 +575,37 @@ fn import_failed_on_real_cpython() {
         ("pkg.broken".into(), 0, vec![]),
     ];
     assert_eq!(got, want, "{out}");
+}
+
+#[test]
+fn import_events_on_real_cpython_parse_and_match_importtime() {
+    if !can_trace() {
+        return;
+    }
+    let Some((out, importtime)) = trace_python("import-events.bt") else { return };
+    let events = stream::parse(out.as_bytes()).unwrap_or_else(|e| panic!("{e}\n{out}"));
+    // Done events in order are -X importtime's lines (children first).
+    let done: Vec<(u32, String)> =
+        events.iter().filter(|e| e.kind == EventKind::Done).map(|e| (e.depth, e.module.clone())).collect();
+    assert_eq!(done, importtime);
+    assert_eq!(events.len(), 2 * done.len());
+    let failed: Vec<&str> = events.iter().filter(|e| e.found == Some(false)).map(|e| e.module.as_str()).collect();
+    assert_eq!(failed, ["nonexistent_mod", "nonexistent_mod.sub", "json.nope", "pkg.broken", "pkg.broken"]);
+}
+
+#[test]
+fn import_tree_flags_names_cut_at_the_string_limit() {
+    if !can_trace() {
+        return;
+    }
+    let t = trace_sim("import-tree.bt", "long-name", None, 64, &[]);
+    let tree = parse_tree(&lossy(&t.out));
+    let truth = pairs(&t.truth);
+    assert_eq!(tree.len(), truth.len());
+    for (l, p) in tree.iter().zip(&truth) {
+        // `--wait-for-tracer` runs one thread: the done order is the file order.
+        assert_eq!(l.cut, p.module.len() > 63, "{l:?}");
+        assert_eq!(l.module, p.module[..p.module.len().min(63)]);
+    }
+    assert_eq!(tree.iter().filter(|l| l.cut).count(), 2, "both 150-byte modules flagged");
 }
