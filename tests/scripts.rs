@@ -261,7 +261,7 @@ fn check_slowest(w: &str, rows: &[(String, u32, usize, u64)], truth: &[Pair], n:
     // give or take the measurement tolerance.
     for p in truth.iter().filter(|p| !reported.contains(&(p.tid, p.seq))) {
         assert!(
-            key(p) <= min_reported + common::tolerance_ns(p.nested) * 2,
+            key(p) <= min_reported + common::allowance_ns(p) * 2,
             "{w}: {} ({} ns) should be in the top {n} (fastest reported {min_reported} ns)",
             p.module,
             key(p)
@@ -419,7 +419,7 @@ fn import_hist_matches_truth() {
                 let fits = values
                     .iter()
                     .filter(|p| {
-                        let tol = common::tolerance_ns(p.nested) + if p.first { common::FIRST_TRAP_NS } else { 0 };
+                        let tol = common::allowance_ns(p);
                         p.cum_ns + tol >= lo * 1000 && p.cum_ns.saturating_sub(tol) < hi * 1000
                     })
                     .count() as u64;
