@@ -9,7 +9,6 @@
 use importprobe::events::{truth, EventKind, ImportEvent};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// The capture script of the reference traces, with timestamp and tid.
@@ -19,30 +18,7 @@ usdt:*:python:import__find__load__done { @d[tid]--; printf("E %llu %d %d done %d
 END { clear(@d); }
 "#;
 
-/// Whether this host can trace; panics instead of skipping when CI requires it.
-fn can_trace(test: &str) -> bool {
-    let reason = if unsafe { libc::geteuid() } != 0 {
-        Some("not root")
-    } else if Command::new("bpftrace").arg("--version").output().is_err() {
-        Some("bpftrace is not installed (apt-get install -y bpftrace)")
-    } else if !Path::new("/sys/kernel/tracing/uprobe_events").exists()
-        && !Path::new("/sys/kernel/debug/tracing/uprobe_events").exists()
-    {
-        Some("tracefs is not mounted (mount -t tracefs nodev /sys/kernel/tracing)")
-    } else {
-        None
-    };
-    match reason {
-        None => true,
-        Some(r) if std::env::var("IMPORTPROBE_REQUIRE_TRACING").as_deref() == Ok("1") => {
-            panic!("{test}: tracing required (IMPORTPROBE_REQUIRE_TRACING=1) but impossible: {r}")
-        }
-        Some(r) => {
-            eprintln!("SKIP {test}: {r}");
-            false
-        }
-    }
-}
+mod common;
 
 /// One traced event: (ts, tid, depth, kind, found, module).
 type Traced = (u64, u32, u32, EventKind, Option<bool>, String);
@@ -142,7 +118,7 @@ fn assert_matches_truth(traced: &[Traced], truth: &[ImportEvent]) {
 
 #[test]
 fn refpkg_traced_matches_the_reference_trace_line_for_line() {
-    if !can_trace("refpkg") {
+    if !common::can_trace() {
         return;
     }
     let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/refpkg.toml");
@@ -161,7 +137,7 @@ fn refpkg_traced_matches_the_reference_trace_line_for_line() {
 
 #[test]
 fn demo_with_its_thread_pool_traced_matches_truth() {
-    if can_trace("demo") {
+    if common::can_trace() {
         let (traced, truth) = trace(&["--workload", "demo"]);
         assert!(truth.iter().map(|e| e.tid).collect::<std::collections::HashSet<_>>().len() >= 4);
         assert_matches_truth(&traced, &truth);
@@ -170,7 +146,7 @@ fn demo_with_its_thread_pool_traced_matches_truth() {
 
 #[test]
 fn racing_threads_traced_match_truth() {
-    if can_trace("threads") {
+    if common::can_trace() {
         let (traced, truth) = trace(&["--workload", "threads", "--count", "8"]);
         assert_matches_truth(&traced, &truth);
     }
@@ -178,7 +154,7 @@ fn racing_threads_traced_match_truth() {
 
 #[test]
 fn a_deep_chain_traced_matches_truth() {
-    if can_trace("deep") {
+    if common::can_trace() {
         let (traced, truth) = trace(&["--workload", "deep", "--count", "3000", "--scale", "0.2"]);
         assert_eq!(truth.iter().map(|e| e.depth).max(), Some(2999));
         assert_matches_truth(&traced, &truth);
@@ -187,7 +163,7 @@ fn a_deep_chain_traced_matches_truth() {
 
 #[test]
 fn failures_and_seeded_random_graphs_traced_match_truth() {
-    if can_trace("random") {
+    if common::can_trace() {
         let (traced, truth) =
             trace(&["--workload", "random", "--seed", "9", "--count", "400", "--failure-rate", "0.1"]);
         assert!(truth.iter().any(|e| e.found == Some(false)));
