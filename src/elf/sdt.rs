@@ -172,7 +172,7 @@ fn decode_desc(desc: &[u8], word: usize, endian: Endianness) -> Result<SdtProbe,
     let provider = next("provider")?;
     let name = next("name")?;
     let args_raw = next("argument string")?;
-    if !desc[3 * word..].iter().filter(|&&b| b == 0).nth(2).is_some() {
+    if desc[3 * word..].iter().filter(|&&b| b == 0).nth(2).is_none() {
         return Err("provider, name and arguments are not all NUL-terminated".into());
     }
     if provider.is_empty() || name.is_empty() {

@@ -218,7 +218,7 @@ mod tests {
     use super::*;
 
     fn error(text: &str) -> String {
-        parse(text, "m.toml", "m").err().expect("manifest should be rejected").to_string()
+        parse(text, "m.toml", "m").expect_err("manifest should be rejected").to_string()
     }
 
     #[test]

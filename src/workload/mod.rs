@@ -329,7 +329,7 @@ impl WorkloadBuilder {
 
 /// Converts a manifest's microseconds into a duration, rejecting nonsense.
 pub fn micros(module: &str, what: &'static str, us: f64) -> Result<Duration, BuildError> {
-    if us.is_finite() && us >= 0.0 && us < 1e12 {
+    if us.is_finite() && (0.0..1e12).contains(&us) {
         Ok(Duration::from_nanos((us * 1000.0).round() as u64))
     } else {
         Err(BuildError::BadCost(module.to_owned(), what))
