@@ -11,6 +11,7 @@
 use super::interrupt::ForwardSignals;
 use super::launch::{LaunchError, StoppedChild};
 use super::process::{attached, import_probes_in, IMPORT_PROBES};
+use super::script_file::ScriptFile;
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
@@ -94,7 +95,7 @@ pub enum TraceError {
 }
 
 fn tail(lines: &[String]) -> String {
-    match lines.last() {
+    match lines.iter().rev().find(|l| !l.trim().is_empty()) {
         Some(last) => format!(": {last}"),
         None => String::new(),
     }
@@ -143,8 +144,9 @@ pub fn trace(req: &TraceRequest, out: &mut (dyn Write + Send)) -> Result<TraceOu
             (stopped.pid(), Some(stopped))
         }
     };
+    let file = ScriptFile::write(&req.script_name, source)?;
     let mut cmd = Command::new(&req.bpftrace);
-    cmd.arg("-p").arg(pid.to_string()).arg("-e").arg(source).args(&req.args);
+    cmd.arg("-p").arg(pid.to_string()).arg(file.path()).args(&req.args);
     if std::env::var_os("BPFTRACE_STRLEN").is_none() {
         cmd.env("BPFTRACE_STRLEN", STRLEN);
     }
@@ -253,7 +255,8 @@ fn wait_attached(
 }
 
 /// Copies bpftrace's stdout, dropping its first "Attaching N probes..." line
-/// (and announcing it).
+/// (and announcing it) and the blank lines it prints for cleared maps at
+/// exit (blank lines are held back until more text follows).
 fn copy_output(
     stdout: std::process::ChildStdout,
     out: &mut (dyn Write + Send),
@@ -263,6 +266,7 @@ fn copy_output(
     let mut line = Vec::new();
     let mut first = true;
     let mut broken = false;
+    let mut blanks = 0usize;
     loop {
         line.clear();
         if reader.read_until(b'\n', &mut line)? == 0 {
@@ -277,8 +281,15 @@ fn copy_output(
         if broken {
             continue; // keep draining so bpftrace never blocks
         }
-        if let Err(e) = out.write_all(&line).and_then(|_| if reader.buffer().is_empty() { out.flush() } else { Ok(()) })
-        {
+        if line == b"\n" {
+            blanks += 1;
+            continue;
+        }
+        let res = out
+            .write_all(&b"\n".repeat(std::mem::take(&mut blanks)))
+            .and_then(|_| out.write_all(&line))
+            .and_then(|_| if reader.buffer().is_empty() { out.flush() } else { Ok(()) });
+        if let Err(e) = res {
             if e.kind() != std::io::ErrorKind::BrokenPipe {
                 return Err(e);
             }
