@@ -352,3 +352,48 @@ fn no_arguments_without_bpftrace_falls_back_with_one_line() {
     assert!(err.contains("apt-get install -y bpftrace"), "{err}");
     assert!(stdout(&out).starts_with("import time: self [us] | cumulative | imported package\n"));
 }
+
+#[test]
+fn a_program_embedding_libpython_is_traced_from_its_first_import() {
+    if !tracing_python() {
+        return;
+    }
+    let (header, lib) = ("/usr/include/python3.11/Python.h", "/usr/lib/x86_64-linux-gnu/libpython3.11.so");
+    if !std::path::Path::new(header).is_file() || !std::path::Path::new(lib).exists() {
+        eprintln!("SKIP: no python3.11 headers or libpython3.11.so to build an embedding program");
+        return;
+    }
+    let dir = Scratch::new("trace-embed");
+    let src = dir.path("embed.c");
+    std::fs::write(
+        &src,
+        "#include <Python.h>\nint main(int argc, char **argv) {\n  Py_NoSiteFlag = 1;\n  Py_Initialize();\n  \
+         int rc = PyRun_SimpleString(argv[1]);\n  Py_Finalize();\n  return rc ? 1 : 0;\n}\n",
+    )
+    .unwrap();
+    let exe = dir.path("embed");
+    match Command::new("cc").arg("-o").arg(&exe).arg(&src).args(["-I/usr/include/python3.11", "-lpython3.11"]).output()
+    {
+        Ok(o) if o.status.success() => {}
+        other => {
+            eprintln!("SKIP: cannot build an embedding program: {other:?}");
+            return;
+        }
+    }
+    // The probes are in libpython, which the dynamic loader maps after exec:
+    // found without --binary, and the first import is still seen.
+    let out = Command::new(bin()).arg("trace").arg("--").arg(&exe).arg("import json").output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines = tree_lines(&stdout(&out));
+    assert!(lines.iter().any(|(_, d, _, m)| m == "_frozen_importlib_external" && *d == 0), "{lines:?}");
+    assert!(lines.iter().any(|(_, d, f, m)| m == "json" && *d == 0 && *f), "{lines:?}");
+    // And with the library named explicitly.
+    let out = Command::new(bin())
+        .args(["trace", "--script", "import-failed", "--binary", lib, "--"])
+        .arg(&exe)
+        .arg("import nonexistent_mod")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("module=nonexistent_mod\n"), "{}", stdout(&out));
+}
