@@ -1,6 +1,7 @@
 //! `importprobe trace` and `importprobe report` against real bpftrace, the
 //! simulator and Debian's CPython 3.11; and the no-argument demo.
 
+mod common;
 mod support;
 
 use std::io::{BufRead, BufReader, Read};

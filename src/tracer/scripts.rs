@@ -24,43 +24,43 @@ pub const BUNDLED: &[BundledScript] = &[
         name: "import-tree",
         summary: "the import tree per thread, like python -X importtime (children first, indented)",
         bpftrace: include_str!("../../scripts/import-tree.bt"),
-        dtrace: "",
+        dtrace: include_str!("../../scripts/import-tree.d"),
     },
     BundledScript {
         name: "import-latency",
         summary: "every import with its cumulative and self time",
         bpftrace: include_str!("../../scripts/import-latency.bt"),
-        dtrace: "",
+        dtrace: include_str!("../../scripts/import-latency.d"),
     },
     BundledScript {
         name: "import-slowest",
         summary: "the N slowest imports by cumulative and by self time (--param N, default 10)",
         bpftrace: include_str!("../../scripts/import-slowest.bt"),
-        dtrace: "",
+        dtrace: include_str!("../../scripts/import-slowest.d"),
     },
     BundledScript {
         name: "import-failed",
         summary: "every failed import (not found, or its body raised) with the importers above it",
         bpftrace: include_str!("../../scripts/import-failed.bt"),
-        dtrace: "",
+        dtrace: include_str!("../../scripts/import-failed.d"),
     },
     BundledScript {
         name: "import-hist",
         summary: "log2 histograms of import latency, found vs not found",
         bpftrace: include_str!("../../scripts/import-hist.bt"),
-        dtrace: "",
+        dtrace: include_str!("../../scripts/import-hist.d"),
     },
     BundledScript {
         name: "import-folded",
         summary: "folded import stacks weighted by self time, for flame graphs",
         bpftrace: include_str!("../../scripts/import-folded.bt"),
-        dtrace: "",
+        dtrace: include_str!("../../scripts/import-folded.d"),
     },
     BundledScript {
         name: "import-events",
         summary: "every probe firing as a raw event stream, the input of `importprobe report`",
         bpftrace: include_str!("../../scripts/import-events.bt"),
-        dtrace: "",
+        dtrace: include_str!("../../scripts/import-events.d"),
     },
 ];
 
@@ -94,7 +94,7 @@ mod tests {
         for s in BUNDLED {
             assert!(!s.summary.is_empty() && !s.summary.contains('\n'), "{}", s.name);
             assert!(s.bpftrace.contains("usdt:$1:python:import__find__load__"), "{}", s.name);
-            assert!(s.dtrace.is_empty() || s.dtrace.contains("import-find-load-"), "{}", s.name);
+            assert!(s.dtrace.contains("import-find-load-"), "{}", s.name);
         }
     }
 

@@ -1,6 +1,6 @@
-//! Helpers for the tracing integration tests: the binary under test, and
-//! the skip-or-require rule (tests that need root + bpftrace SKIP with the
-//! reason, unless IMPORTPROBE_REQUIRE_TRACING=1 makes them FAIL).
+//! Helpers for `tests/trace_cli.rs`: the binary under test, scratch
+//! directories, and the import-tree script's lines next to the ground
+//! truth's. The skip-or-require rule comes from `tests/common`.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -21,31 +21,15 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-fn required() -> bool {
-    std::env::var("IMPORTPROBE_REQUIRE_TRACING").is_ok_and(|v| v == "1")
-}
-
-/// `true` when the test may go on; otherwise prints why it skips, or panics
-/// when tracing is required.
-pub fn need(ok: bool, reason: &str) -> bool {
-    if ok {
-        return true;
-    }
-    assert!(!required(), "IMPORTPROBE_REQUIRE_TRACING=1 but {reason}");
-    eprintln!("SKIP: {reason}");
-    false
-}
-
-/// Whether bpftrace can trace here (root, bpftrace, tracefs).
+/// Whether bpftrace can trace here (the shared rule of tests/common: SKIP
+/// with the reason, or FAIL under IMPORTPROBE_REQUIRE_TRACING=1).
 pub fn tracing() -> bool {
-    let problems = importprobe::tracer::check_environment();
-    let reason = problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; ");
-    need(problems.is_empty(), &format!("tracing is impossible here: {reason}"))
+    crate::common::can_trace()
 }
 
 /// Whether Debian's python3.11 (with probes) is there, and tracing works.
 pub fn tracing_python() -> bool {
-    tracing() && need(Path::new(PYTHON).is_file(), &format!("{PYTHON} is not installed"))
+    tracing() && (Path::new(PYTHON).is_file() || crate::common::skip(&format!("{PYTHON} is not installed")))
 }
 
 /// A fresh scratch directory, removed on drop.
