@@ -188,10 +188,18 @@ pub fn trace(req: &TraceRequest, out: &mut (dyn Write + Send)) -> Result<TraceOu
         drop(signals);
         let stderr = errs.join().unwrap_or_default();
         copier.join().map_err(|_| std::io::Error::other("output thread panicked"))??;
+        // After Ctrl-C a started command has usually had the terminal's
+        // SIGINT too: give it a moment to end, else leave it running.
+        if interrupted {
+            let grace = Instant::now() + Duration::from_secs(2);
+            while waiter.as_ref().is_some_and(|w| !w.is_finished()) && Instant::now() < grace {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
         let command = match waiter {
             Some(w) if !interrupted || w.is_finished() => w.join().ok().and_then(|r| r.ok()),
             Some(_) => {
-                tracing::warn!(pid, "the traced command is still running");
+                eprintln!("importprobe: the traced command (pid {pid}) is still running; left running");
                 None
             }
             None => None,
