@@ -44,9 +44,10 @@ pub struct TraceArgs {
     /// script as $1, $2, ...
     #[arg(long = "param", value_name = "VALUE")]
     pub params: Vec<String>,
-    /// The object carrying the probes when it is neither the program nor a
-    /// libpython it links (e.g. one it dlopens). Bundled scripts get it as
-    /// $1; in your own script it replaces `usdt:*:`.
+    /// The object carrying the probes, when importprobe does not find it by
+    /// itself (a libpython in an unusual place). It must be mapped when the
+    /// program starts (linked, not dlopened). Bundled scripts get it as $1;
+    /// in your own script it replaces `usdt:*:`.
     #[arg(long, value_name = "PATH")]
     pub binary: Option<PathBuf>,
     /// Trace this running process (it keeps running afterwards).
