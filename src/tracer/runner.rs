@@ -25,6 +25,10 @@ use thiserror::Error;
 /// long module names).
 pub const STRLEN: &str = "200";
 
+/// Pause between seeing the uprobes in place and resuming a started
+/// command (covers bpftrace attaching its programs to the opened uprobes).
+pub const SETTLE: Duration = Duration::from_millis(20);
+
 /// What to trace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
@@ -252,6 +256,9 @@ fn wait_attached(
             announced_at.is_some_and(|t| t.elapsed() >= Duration::from_millis(500))
         };
         if ready {
+            // The kernel writes the int3 when bpftrace opens the uprobe event;
+            // bpftrace hooks its BPF program to it a few microseconds later.
+            std::thread::sleep(SETTLE);
             tracing::debug!(pid, watched = probes.len(), "tracer attached; resuming the command");
             return Ok(stopped.resume()?);
         }
