@@ -86,6 +86,14 @@ pub fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// Serialises traced runs within a test binary: on a 2-core VM two
+/// simulators and two bpftraces at once preempt each other between the
+/// simulator's clock reads and its probe traps, which shows as timing noise.
+pub fn tracing_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// One traced simulator run: the script's stdout and the ground truth.
 pub struct Traced {
     pub out: Vec<u8>,
@@ -96,6 +104,7 @@ pub struct Traced {
 /// `bpftrace -p PID scripts/<script>` with `BPFTRACE_STRLEN=<strlen>`, and
 /// returns both results.
 pub fn trace_sim(script_name: &str, workload: &str, count: Option<usize>, strlen: u32, args: &[&str]) -> Traced {
+    let _serial = tracing_lock();
     let dir = tempfile::tempdir().unwrap();
     let truth_path = dir.path().join("truth.jsonl");
     let mut sim = Command::new(env!("CARGO_BIN_EXE_importprobe"));
@@ -139,7 +148,15 @@ pub struct Pair {
     pub nested: u64,
     /// Enclosing imports, outermost first.
     pub chain: Vec<String>,
+    /// Its start was the thread's first probe hit (see [`FIRST_TRAP_NS`]).
+    pub first: bool,
 }
+
+/// Extra allowance for a pair whose start was its thread's first uprobe
+/// hit: the kernel then allocates the thread's uprobe task (and, once per
+/// process, the out-of-line execution page, under the mm lock) before
+/// bpftrace's handler reads `nsecs`, ~20 µs after the simulator's stamp.
+pub const FIRST_TRAP_NS: u64 = 100_000;
 
 /// Reduces the ground truth to pairs, per thread in done order (the order
 /// of `-X importtime` and of the scripts' per-import output).
@@ -149,7 +166,9 @@ pub fn pairs(events: &[ImportEvent]) -> Vec<Pair> {
         ts: u64,
         child_ns: u64,
         nested: u64,
+        first: bool,
     }
+    let mut seen: std::collections::HashSet<u32> = Default::default();
     let mut stacks: std::collections::HashMap<u32, Vec<Open>> = Default::default();
     let mut seqs: std::collections::HashMap<u32, usize> = Default::default();
     let mut out = Vec::new();
@@ -158,7 +177,8 @@ pub fn pairs(events: &[ImportEvent]) -> Vec<Pair> {
         match e.kind {
             EventKind::Start => {
                 assert_eq!(stack.len() as u32, e.depth, "truth depth");
-                stack.push(Open { module: e.module.clone(), ts: e.ts_ns, child_ns: 0, nested: 0 });
+                let first = seen.insert(e.tid);
+                stack.push(Open { module: e.module.clone(), ts: e.ts_ns, child_ns: 0, nested: 0, first });
             }
             EventKind::Done => {
                 let open = stack.pop().expect("done without start in truth");
@@ -179,6 +199,7 @@ pub fn pairs(events: &[ImportEvent]) -> Vec<Pair> {
                     self_ns: cum - open.child_ns,
                     nested: open.nested,
                     chain: stack.iter().map(|o| o.module.clone()).collect(),
+                    first: open.first,
                 });
                 *seq += 1;
             }
@@ -207,9 +228,9 @@ pub fn tolerance_ns(nested: u64) -> u64 {
 /// several threads the gap between the simulator's clock
 /// read and the uprobe trap is sometimes long: the thread waits in the run
 /// queue, or the trap waits for the mm lock while other threads map their
-/// stacks (seen: 6 µs to 2.7 ms, in either direction). So multi-threaded
+/// stacks (seen: 6 µs to 5.6 ms, in either direction). So multi-threaded
 /// runs may have outliers, at most a quarter of the times and each under
-/// 5 ms; structure (modules, counts, nesting, found) stays exact.
+/// 10 ms; structure (modules, counts, nesting, found) stays exact.
 pub struct Timing {
     pub checked: usize,
     pub outliers: Vec<String>,
@@ -220,15 +241,17 @@ impl Timing {
         Timing { checked: 0, outliers: Vec::new() }
     }
 
-    pub fn check(&mut self, what: &str, traced_ns: u64, truth_ns: u64, nested: u64) {
+    /// Compares one traced time of `p` with its truth value.
+    pub fn check(&mut self, what: &str, traced_ns: u64, truth_ns: u64, p: &Pair) {
         self.checked += 1;
         let diff = traced_ns.abs_diff(truth_ns);
+        let tol = tolerance_ns(p.nested) + if p.first { FIRST_TRAP_NS } else { 0 };
         let msg = format!(
-            "{what}: traced {traced_ns} ns vs truth {truth_ns} ns (|diff| {diff} > {} ns for {nested} nested pairs)",
-            tolerance_ns(nested)
+            "{what}: traced {traced_ns} ns vs truth {truth_ns} ns (|diff| {diff} > {tol} ns for {} nested pairs)",
+            p.nested
         );
-        assert!(diff <= 5_000_000, "{msg}");
-        if diff > tolerance_ns(nested) {
+        assert!(diff <= 10_000_000, "{msg}");
+        if diff > tol {
             self.outliers.push(msg);
         }
     }
