@@ -2,12 +2,11 @@
 //! simulator and Debian's CPython 3.11; and the no-argument demo.
 
 mod common;
-mod support;
 
+use common::*;
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use support::*;
 
 /// Interpreter start-up of `python3.11 -S` as bpftrace sees it (the first
 /// 30 lines of the reference trace cpython311-stdlib-and-missing.trace):

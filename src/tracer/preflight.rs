@@ -2,7 +2,8 @@
 //! does the target carry CPython's import probes? Each problem is one line
 //! saying what is wrong and how to fix it; `importprobe smoke` reuses these.
 
-use super::process::{in_root, is_import_probe, mapped_objects};
+use super::process::{in_root, is_import_probe};
+use crate::elf::process::mapped_objects;
 use crate::elf::read_probes;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};

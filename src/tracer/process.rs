@@ -6,6 +6,7 @@
 //! them from `/proc/PID/mem` tells exactly when no event can be missed any
 //! more, whatever the tracer prints.
 
+use crate::elf::process::{parse_maps, FileMapping};
 use crate::elf::SdtProbe;
 use std::collections::BTreeSet;
 use std::io::{Read, Seek, SeekFrom};
@@ -19,53 +20,11 @@ pub fn is_import_probe(p: &SdtProbe) -> bool {
     p.provider == "python" && IMPORT_PROBES.contains(&p.name.as_str())
 }
 
-/// One file-backed mapping of `/proc/PID/maps`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mapping {
-    pub start: u64,
-    pub end: u64,
-    pub offset: u64,
-    pub path: PathBuf,
-}
-
-/// The file-backed mappings of a process (pseudo entries like `[heap]` are
-/// left out).
-pub fn mappings(pid: u32) -> std::io::Result<Vec<Mapping>> {
-    Ok(parse_maps(&std::fs::read_to_string(format!("/proc/{pid}/maps"))?))
-}
-
-/// Parses the text of `/proc/PID/maps`.
-pub fn parse_maps(text: &str) -> Vec<Mapping> {
-    text.lines()
-        .filter_map(|line| {
-            let mut fields = line.splitn(6, ' ');
-            let range = fields.next()?;
-            let _perms = fields.next()?;
-            let offset = u64::from_str_radix(fields.next()?, 16).ok()?;
-            let _dev = fields.next()?;
-            let _inode = fields.next()?;
-            let path = fields.next()?.trim_start();
-            if !path.starts_with('/') {
-                return None;
-            }
-            let path = path.strip_suffix(" (deleted)").unwrap_or(path);
-            let (start, end) = range.split_once('-')?;
-            Some(Mapping {
-                start: u64::from_str_radix(start, 16).ok()?,
-                end: u64::from_str_radix(end, 16).ok()?,
-                offset,
-                path: PathBuf::from(path),
-            })
-        })
-        .collect()
-}
-
-/// The distinct objects a process has mapped, in map order. Paths are read
-/// through `/proc/PID/root`, so they work for processes in other mount
-/// namespaces too.
-pub fn mapped_objects(pid: u32) -> std::io::Result<Vec<PathBuf>> {
-    let mut seen = BTreeSet::new();
-    Ok(mappings(pid)?.into_iter().filter(|m| seen.insert(m.path.clone())).map(|m| m.path).collect())
+/// The file-backed mappings of a process (files deleted since they were
+/// mapped are left out: their probes cannot be read any more).
+fn mappings(pid: u32) -> std::io::Result<Vec<FileMapping>> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/maps"))?;
+    Ok(parse_maps(&text).into_iter().filter(|m| !m.path.ends_with(" (deleted)")).collect())
 }
 
 /// Where one import probe shows in a process: its semaphore and its call
@@ -93,7 +52,7 @@ pub fn import_probes_in(pid: u32, names: &[&str]) -> std::io::Result<Vec<ProbeIn
         if !seen.insert(m.path.clone()) {
             continue;
         }
-        let Ok(data) = std::fs::read(in_root(pid, &m.path)) else { continue };
+        let Ok(data) = std::fs::read(in_root(pid, Path::new(&m.path))) else { continue };
         let Ok(probes) = crate::elf::sdt::parse_probes(&data) else { continue };
         let wanted: Vec<&SdtProbe> =
             probes.iter().filter(|p| is_import_probe(p) && names.contains(&p.name.as_str())).collect();
@@ -109,11 +68,11 @@ pub fn import_probes_in(pid: u32, names: &[&str]) -> std::io::Result<Vec<ProbeIn
         for p in wanted {
             let site = vaddr_to_offset(&segments, p.address).and_then(runtime);
             let semaphore = p.semaphore_offset.and_then(runtime);
-            match out.iter_mut().find(|e| e.object == m.path && e.probe == p.name) {
+            match out.iter_mut().find(|e| e.object == Path::new(&m.path) && e.probe == p.name) {
                 Some(e) => e.sites.extend(site),
                 None => out.push(ProbeInProcess {
                     probe: p.name.clone(),
-                    object: m.path.clone(),
+                    object: PathBuf::from(&m.path),
                     semaphore,
                     sites: site.into_iter().collect(),
                 }),
@@ -177,23 +136,6 @@ pub fn in_root(pid: u32, path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_maps_lines() {
-        let text = "\
-00400000-0041f000 r--p 00000000 fd:01 123 /usr/bin/python3.11
-00945000-00a85000 rw-p 00544000 fd:01 123 /usr/bin/python3.11
-01000000-02000000 rw-p 00000000 00:00 0 [heap]
-7f00-8f00 r-xp 00001000 fd:01 9 /tmp/a b (deleted)
-7fff0000-7fff1000 r--p 00000000 00:00 0\n";
-        let maps = parse_maps(text);
-        assert_eq!(maps.len(), 3);
-        assert_eq!(
-            maps[1],
-            Mapping { start: 0x945000, end: 0xa85000, offset: 0x544000, path: "/usr/bin/python3.11".into() }
-        );
-        assert_eq!(maps[2].path, PathBuf::from("/tmp/a b"));
-    }
 
     #[test]
     fn finds_pythons_probes_unattached() {

@@ -2,28 +2,14 @@
 //! test, the real CPython files, and surgery on `.note.stapsdt`.
 #![allow(dead_code)]
 
+use super::bin;
 use object::{Object, ObjectSection};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-pub const PYTHON: &str = "/usr/bin/python3.11";
-pub const LIBPYTHON: &str = "/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0";
-
-pub fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_importprobe"))
-}
-
 /// Runs `importprobe probes ARGS...`.
 pub fn probes(args: &[&str]) -> Output {
     Command::new(bin()).arg("probes").args(args).output().expect("cannot run importprobe")
-}
-
-pub fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-pub fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// A real CPython file, or `None` with the reason printed (the test then

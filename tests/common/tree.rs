@@ -1,57 +1,19 @@
-//! Helpers for `tests/trace_cli.rs`: the binary under test, scratch
-//! directories, and the import-tree script's lines next to the ground
-//! truth's. The skip-or-require rule comes from `tests/common`.
+//! The import-tree script's lines next to the ground truth's, and whether
+//! real-CPython tracing tests can run.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
-
-/// Debian's CPython 3.11, built with the probes.
-pub const PYTHON: &str = "/usr/bin/python3.11";
-
-pub fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_importprobe"))
-}
-
-pub fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-pub fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use super::PYTHON;
+use std::path::Path;
 
 /// Whether bpftrace can trace here (the shared rule of tests/common: SKIP
 /// with the reason, or FAIL under IMPORTPROBE_REQUIRE_TRACING=1).
 pub fn tracing() -> bool {
-    crate::common::can_trace()
+    super::can_trace()
 }
 
 /// Whether Debian's python3.11 (with probes) is there, and tracing works.
 pub fn tracing_python() -> bool {
-    tracing() && (Path::new(PYTHON).is_file() || crate::common::skip(&format!("{PYTHON} is not installed")))
-}
-
-/// A fresh scratch directory, removed on drop.
-pub struct Scratch(pub PathBuf);
-
-impl Scratch {
-    pub fn new(tag: &str) -> Scratch {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-        let dir = std::env::temp_dir().join(format!("importprobe-{tag}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+    tracing() && (Path::new(PYTHON).is_file() || super::skip(&format!("{PYTHON} is not installed")))
 }
 
 /// One line of the import-tree script: (tid, depth, found, module).
