@@ -16,7 +16,7 @@ pub enum InputKind {
 /// Why an input could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
-    #[error("event stream: {0}")]
+    #[error("event stream")]
     Stream(#[from] stream::StreamError),
     #[error("ground truth: {0:#}")]
     Truth(anyhow::Error),

@@ -17,6 +17,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use thiserror::Error;
@@ -25,9 +26,21 @@ use thiserror::Error;
 /// long module names).
 pub const STRLEN: &str = "200";
 
+/// bpftrace's output ring buffer, in pages per CPU (its default is 64): the
+/// streaming scripts print on every import, and bursts of fast imports
+/// overflow a small buffer ("Lost N events").
+pub const PERF_RB_PAGES: &str = "1024";
+
 /// Pause between seeing the uprobes in place and resuming a started
 /// command (covers bpftrace attaching its programs to the opened uprobes).
 pub const SETTLE: Duration = Duration::from_millis(20);
+
+/// After a started command exits, bpftrace is stopped once its output has
+/// been quiet this long: everything the probes emitted has been read.
+pub const DRAIN_QUIET: Duration = Duration::from_millis(200);
+
+/// Upper bound on that drain, for a script that prints continuously.
+pub const DRAIN_MAX: Duration = Duration::from_secs(10);
 
 /// What to trace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,6 +167,9 @@ pub fn trace(req: &TraceRequest, out: &mut (dyn Write + Send)) -> Result<TraceOu
     if std::env::var_os("BPFTRACE_STRLEN").is_none() {
         cmd.env("BPFTRACE_STRLEN", STRLEN);
     }
+    if std::env::var_os("BPFTRACE_PERF_RB_PAGES").is_none() {
+        cmd.env("BPFTRACE_PERF_RB_PAGES", PERF_RB_PAGES);
+    }
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
     tracing::debug!(?cmd, "starting bpftrace");
     let mut tracer = cmd
@@ -164,8 +180,11 @@ pub fn trace(req: &TraceRequest, out: &mut (dyn Write + Send)) -> Result<TraceOu
     let stderr = tracer.stderr.take().expect("piped");
     let (attach_tx, attach_rx) = mpsc::channel();
 
+    let clock = Instant::now();
+    let last_output = AtomicU64::new(0);
+    let last = &last_output;
     std::thread::scope(|s| {
-        let copier = s.spawn(move || copy_output(stdout, out, attach_tx));
+        let copier = s.spawn(move || copy_output(stdout, out, attach_tx, || last.store(ms_since(clock), SeqCst)));
         let errs = s.spawn(move || filter_stderr(stderr));
         let started = match stopped {
             Some(stopped) => match wait_attached(req, source, stopped, &mut tracer, &attach_rx) {
@@ -185,9 +204,31 @@ pub fn trace(req: &TraceRequest, out: &mut (dyn Write + Send)) -> Result<TraceOu
             },
             None => None,
         };
-        // Reap a started command at once: bpftrace only ends when its pid is gone.
-        let waiter = started.map(|child| s.spawn(move || wait_child(child)));
-        let status = tracer.wait()?;
+        // A started command that exits stays a zombie (not reaped), so
+        // bpftrace, which stops reading as soon as its pid is gone, keeps
+        // draining its buffers; once its output is quiet, SIGINT ends it
+        // (END runs) and the command is reaped.
+        let exited = started.map(|child| (s.spawn(move || wait_exit_keep_zombie(child)), None::<Instant>));
+        let mut exited = exited;
+        let status = loop {
+            if let Some(status) = tracer.try_wait()? {
+                break status;
+            }
+            if let Some((waiter, stop_at)) = exited.as_mut() {
+                if waiter.is_finished() {
+                    let since = *stop_at.get_or_insert_with(Instant::now);
+                    let quiet =
+                        ms_since(clock).saturating_sub(last_output.load(SeqCst)) >= DRAIN_QUIET.as_millis() as u64;
+                    if (quiet && since.elapsed() >= DRAIN_QUIET) || since.elapsed() >= DRAIN_MAX {
+                        // SAFETY: kill(2) on our own child.
+                        unsafe { libc::kill(tracer.id() as i32, libc::SIGINT) };
+                        *stop_at = Some(Instant::now() + Duration::from_secs(3600));
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let waiter = exited.map(|(w, _)| w);
         let interrupted = signals.as_ref().is_ok_and(|s| s.interrupted());
         drop(signals);
         let stderr = errs.join().unwrap_or_default();
@@ -201,7 +242,9 @@ pub fn trace(req: &TraceRequest, out: &mut (dyn Write + Send)) -> Result<TraceOu
             }
         }
         let command = match waiter {
-            Some(w) if !interrupted || w.is_finished() => w.join().ok().and_then(|r| r.ok()),
+            Some(w) if !interrupted || w.is_finished() => {
+                w.join().ok().and_then(|r| r.ok()).and_then(|mut child| child.wait().ok())
+            }
             Some(_) => {
                 eprintln!("importprobe: the traced command (pid {pid}) is still running; left running");
                 None
@@ -215,8 +258,28 @@ pub fn trace(req: &TraceRequest, out: &mut (dyn Write + Send)) -> Result<TraceOu
     })
 }
 
-fn wait_child(mut child: Child) -> std::io::Result<ExitStatus> {
-    child.wait()
+/// Waits until `child` exits without reaping it (`waitid` with `WNOWAIT`),
+/// so its pid stays valid for bpftrace; returns it for reaping later.
+fn wait_exit_keep_zombie(child: Child) -> std::io::Result<Child> {
+    loop {
+        // SAFETY: waitid fills the siginfo we own; WNOWAIT leaves the child
+        // waitable.
+        let rc = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            libc::waitid(libc::P_PID, child.id(), &mut info, libc::WEXITED | libc::WNOWAIT)
+        };
+        if rc == 0 {
+            return Ok(child);
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+fn ms_since(clock: Instant) -> u64 {
+    clock.elapsed().as_millis() as u64
 }
 
 /// Holds the started command until bpftrace is in place on the import
@@ -276,6 +339,7 @@ fn copy_output(
     stdout: std::process::ChildStdout,
     out: &mut (dyn Write + Send),
     attach_tx: mpsc::Sender<()>,
+    on_output: impl Fn(),
 ) -> std::io::Result<()> {
     let mut reader = BufReader::new(stdout);
     let mut line = Vec::new();
@@ -287,6 +351,7 @@ fn copy_output(
         if reader.read_until(b'\n', &mut line)? == 0 {
             break;
         }
+        on_output();
         if first && is_attaching_line(&line) {
             first = false;
             let _ = attach_tx.send(());

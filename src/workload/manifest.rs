@@ -33,10 +33,10 @@ use toml::Spanned;
 
 /// A manifest mistake, located in the file where possible.
 #[derive(Debug, thiserror::Error)]
-#[error("{path}:{location}{message}")]
+#[error("{path}:{location} {message}")]
 pub struct ManifestError {
     pub path: String,
-    /// `LINE:COL: ` or empty.
+    /// `LINE:COL:` or empty.
     location: String,
     pub message: String,
 }
@@ -209,7 +209,7 @@ fn location(text: &str, offset: usize) -> String {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
     let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    format!("{line}:{col}: ")
+    format!("{line}:{col}:")
 }
 
 #[cfg(test)]
