@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{by_tid, can_trace, lossy, pairs, thread_count, trace_sim, Pair, Timing};
+use common::{by_tid, can_trace, lossy, pairs, thread_count, trace_sim, with_timing_retry, Pair, Timing};
 use importprobe::events::{stream, EventKind};
 use std::collections::{BTreeMap, HashMap};
 
@@ -171,8 +171,10 @@ fn import_tree_matches_truth() {
         return;
     }
     for &(w, count) in WORKLOADS {
-        let t = trace_sim("import-tree.bt", w, count, 200, &[]);
-        check_tree_against(w, &parse_tree(&lossy(&t.out)), &pairs(&t.truth));
+        with_timing_retry(w, || {
+            let t = trace_sim("import-tree.bt", w, count, 200, &[]);
+            check_tree_against(w, &parse_tree(&lossy(&t.out)), &pairs(&t.truth));
+        });
     }
 }
 
@@ -201,26 +203,28 @@ fn import_latency_matches_truth() {
         return;
     }
     for &(w, count) in WORKLOADS {
-        let t = trace_sim("import-latency.bt", w, count, 200, &[]);
-        let out = lossy(&t.out);
-        let rows = parse_latency(&out);
-        let truth = pairs(&t.truth);
-        assert_eq!(rows.len(), truth.len(), "{w}: one row per import\n{out}");
-        let index: HashMap<(u32, usize), &Pair> = truth.iter().map(|p| ((p.tid, p.seq), p)).collect();
-        let mut prev = 0;
-        let mut timing = Timing::new();
-        for (name, [found, cut, tid, seq, depth, self_us], cum_us) in rows {
-            let p = index[&(tid as u32, seq as usize)];
-            assert_eq!((name.as_str(), found == 1, depth as u32), (p.module.as_str(), p.found, p.depth), "{w}");
-            assert_uncut(cut, &name);
-            // Floored to µs: at most 1 µs low, inside the 5 µs base.
-            timing.check(&format!("{w} {name} cum"), cum_us * 1000, p.cum_ns, p);
-            timing.check(&format!("{w} {name} self"), self_us * 1000, p.self_ns, p);
-            assert!(cum_us >= prev, "{w}: summary sorted by cumulative time");
-            prev = cum_us;
-        }
-        timing.finish(w, thread_count(&truth));
-        assert!(!out.contains("@seq") && !out.contains("@depth"), "{w}: maps left over");
+        with_timing_retry(w, || {
+            let t = trace_sim("import-latency.bt", w, count, 200, &[]);
+            let out = lossy(&t.out);
+            let rows = parse_latency(&out);
+            let truth = pairs(&t.truth);
+            assert_eq!(rows.len(), truth.len(), "{w}: one row per import\n{out}");
+            let index: HashMap<(u32, usize), &Pair> = truth.iter().map(|p| ((p.tid, p.seq), p)).collect();
+            let mut prev = 0;
+            let mut timing = Timing::new();
+            for (name, [found, cut, tid, seq, depth, self_us], cum_us) in rows {
+                let p = index[&(tid as u32, seq as usize)];
+                assert_eq!((name.as_str(), found == 1, depth as u32), (p.module.as_str(), p.found, p.depth), "{w}");
+                assert_uncut(cut, &name);
+                // Floored to µs: at most 1 µs low, inside the 5 µs base.
+                timing.check(&format!("{w} {name} cum"), cum_us * 1000, p.cum_ns, p);
+                timing.check(&format!("{w} {name} self"), self_us * 1000, p.self_ns, p);
+                assert!(cum_us >= prev, "{w}: summary sorted by cumulative time");
+                prev = cum_us;
+            }
+            timing.finish(w, thread_count(&truth));
+            assert!(!out.contains("@seq") && !out.contains("@depth"), "{w}: maps left over");
+        });
     }
 }
 
@@ -275,13 +279,15 @@ fn import_slowest_matches_truth() {
         return;
     }
     for &(w, count) in WORKLOADS {
-        for (args, n) in [(&[][..], 10), (&["", "3"][..], 3)] {
-            let t = trace_sim("import-slowest.bt", w, count, 200, args);
-            let out = lossy(&t.out);
-            let truth = pairs(&t.truth);
-            check_slowest(w, &parse_slowest(&out, "slowest_cumulative_us"), &truth, n, |p| p.cum_ns);
-            check_slowest(w, &parse_slowest(&out, "slowest_self_us"), &truth, n, |p| p.self_ns);
-        }
+        with_timing_retry(w, || {
+            for (args, n) in [(&[][..], 10), (&["", "3"][..], 3)] {
+                let t = trace_sim("import-slowest.bt", w, count, 200, args);
+                let out = lossy(&t.out);
+                let truth = pairs(&t.truth);
+                check_slowest(w, &parse_slowest(&out, "slowest_cumulative_us"), &truth, n, |p| p.cum_ns);
+                check_slowest(w, &parse_slowest(&out, "slowest_self_us"), &truth, n, |p| p.self_ns);
+            }
+        });
     }
 }
 
@@ -335,22 +341,24 @@ fn import_failed_matches_truth() {
         return;
     }
     for &(w, count) in WORKLOADS.iter().chain(&[("refpkg", None)]) {
-        let t = trace_sim("import-failed.bt", w, count, 200, &[]);
-        let got = parse_failed(&lossy(&t.out));
-        let want: Vec<Pair> = pairs(&t.truth).into_iter().filter(|p| !p.found).collect();
-        assert_eq!(got.len(), want.len(), "{w}: failures\n{}", lossy(&t.out));
-        let mut got_by: BTreeMap<u32, Vec<&Failure>> = BTreeMap::new();
-        for f in &got {
-            got_by.entry(f.tid).or_default().push(f);
-        }
-        let mut timing = Timing::new();
-        for (tid, ps) in by_tid(&want) {
-            for (f, p) in got_by[&tid].iter().zip(&ps) {
-                assert_eq!((&f.module, f.depth, &f.chain), (&p.module, p.depth, &p.chain), "{w}");
-                timing.check(&format!("{w} {}", p.module), f.cost_ns, p.cum_ns, p);
+        with_timing_retry(w, || {
+            let t = trace_sim("import-failed.bt", w, count, 200, &[]);
+            let got = parse_failed(&lossy(&t.out));
+            let want: Vec<Pair> = pairs(&t.truth).into_iter().filter(|p| !p.found).collect();
+            assert_eq!(got.len(), want.len(), "{w}: failures\n{}", lossy(&t.out));
+            let mut got_by: BTreeMap<u32, Vec<&Failure>> = BTreeMap::new();
+            for f in &got {
+                got_by.entry(f.tid).or_default().push(f);
             }
-        }
-        timing.finish(w, thread_count(&pairs(&t.truth)));
+            let mut timing = Timing::new();
+            for (tid, ps) in by_tid(&want) {
+                for (f, p) in got_by[&tid].iter().zip(&ps) {
+                    assert_eq!((&f.module, f.depth, &f.chain), (&p.module, p.depth, &p.chain), "{w}");
+                    timing.check(&format!("{w} {}", p.module), f.cost_ns, p.cum_ns, p);
+                }
+            }
+            timing.finish(w, thread_count(&pairs(&t.truth)));
+        });
     }
 }
 
@@ -440,40 +448,42 @@ fn import_folded_matches_truth() {
         return;
     }
     for &(w, count) in WORKLOADS {
-        let t = trace_sim("import-folded.bt", w, count, 200, &[]);
-        let out = lossy(&t.out);
-        let mut got: HashMap<String, Vec<u64>> = HashMap::new();
-        for line in out.lines().filter(|l| !l.is_empty() && !l.starts_with("Attaching ")) {
-            let (stack, v) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{w}: folded line {line:?}"));
-            assert!(!stack.contains("(cut)"), "{line}");
-            got.entry(stack.to_string()).or_default().push(num(v, "self", line));
-        }
-        let mut want: HashMap<String, Vec<Pair>> = HashMap::new();
-        for p in pairs(&t.truth) {
-            let mut frames = p.chain.clone();
-            frames.push(p.module.clone());
-            want.entry(frames.join(";")).or_default().push(p);
-        }
-        assert_eq!(
-            got.keys().collect::<std::collections::BTreeSet<_>>(),
-            want.keys().collect::<std::collections::BTreeSet<_>>(),
-            "{w}: stacks"
-        );
-        let mut timing = Timing::new();
-        let threads = thread_count(&pairs(&t.truth));
-        for (stack, vals) in got {
-            let ps = &want[&stack];
-            assert_eq!(vals.len(), ps.len(), "{w}: {stack}");
-            // Same stack seen several times (threads): compare sorted values.
-            let mut vals = vals;
-            vals.sort();
-            let mut ps = ps.clone();
-            ps.sort_by_key(|p| p.self_ns);
-            for (v, p) in vals.iter().zip(&ps) {
-                timing.check(&format!("{w} {stack}"), v * 1000, p.self_ns, p);
+        with_timing_retry(w, || {
+            let t = trace_sim("import-folded.bt", w, count, 200, &[]);
+            let out = lossy(&t.out);
+            let mut got: HashMap<String, Vec<u64>> = HashMap::new();
+            for line in out.lines().filter(|l| !l.is_empty() && !l.starts_with("Attaching ")) {
+                let (stack, v) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{w}: folded line {line:?}"));
+                assert!(!stack.contains("(cut)"), "{line}");
+                got.entry(stack.to_string()).or_default().push(num(v, "self", line));
             }
-        }
-        timing.finish(w, threads);
+            let mut want: HashMap<String, Vec<Pair>> = HashMap::new();
+            for p in pairs(&t.truth) {
+                let mut frames = p.chain.clone();
+                frames.push(p.module.clone());
+                want.entry(frames.join(";")).or_default().push(p);
+            }
+            assert_eq!(
+                got.keys().collect::<std::collections::BTreeSet<_>>(),
+                want.keys().collect::<std::collections::BTreeSet<_>>(),
+                "{w}: stacks"
+            );
+            let mut timing = Timing::new();
+            let threads = thread_count(&pairs(&t.truth));
+            for (stack, vals) in got {
+                let ps = &want[&stack];
+                assert_eq!(vals.len(), ps.len(), "{w}: {stack}");
+                // Same stack seen several times (threads): compare sorted values.
+                let mut vals = vals;
+                vals.sort();
+                let mut ps = ps.clone();
+                ps.sort_by_key(|p| p.self_ns);
+                for (v, p) in vals.iter().zip(&ps) {
+                    timing.check(&format!("{w} {stack}"), v * 1000, p.self_ns, p);
+                }
+            }
+            timing.finish(w, threads);
+        });
     }
 }
 

@@ -277,7 +277,7 @@ impl Timing {
         let allowed = if threads > 1 { self.checked.div_ceil(4) } else { 1 + self.checked / 50 };
         assert!(
             self.outliers.len() <= allowed,
-            "{run}: {} of {} times outside tolerance ({allowed} allowed for {threads} threads):\n{}",
+            "{run}: {} of {} {TIMING_FAILURE} ({allowed} allowed for {threads} threads):\n{}",
             self.outliers.len(),
             self.checked,
             self.outliers.join("\n")
@@ -287,6 +287,25 @@ impl Timing {
         }
     }
 }
+
+/// Runs one traced check, and once more if (and only if) it failed on
+/// timing alone: the structure (modules, nesting, found flags) must be
+/// exact every time, but on a loaded 2-core machine a burst of preemptions
+/// between the simulator's clock reads and the probe traps can push more
+/// times out of tolerance than [`Timing`] allows. A second run must pass.
+pub fn with_timing_retry(run: &str, check: impl Fn() + std::panic::RefUnwindSafe) {
+    let Err(panic) = std::panic::catch_unwind(&check) else { return };
+    let msg = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+    if !msg.contains(TIMING_FAILURE) {
+        std::panic::resume_unwind(panic);
+    }
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{run}: times outside tolerance on the first run; tracing it once more");
+    check();
+}
+
+/// The words [`Timing::finish`] fails with.
+const TIMING_FAILURE: &str = "times outside tolerance";
 
 /// Number of threads that imported something in a truth file.
 pub fn thread_count(pairs: &[Pair]) -> usize {
