@@ -9,8 +9,9 @@
  *
  * USAGE (DTrace finds the provider through $target, so $1 is ignored; it is
  * kept so both twins take the same arguments):
- *   simulator:   importprobe run --workload demo --wait-for-tracer
- *                dtrace -q -s import-hist.d -p PID
+ *   simulator:   dtrace -q -s import-hist.d -c 'importprobe run --workload demo'
+ *                (dtrace -c holds the process until the probes are enabled;
+ *                --wait-for-tracer is Linux-only)
  *   new python:  dtrace -q -s import-hist.d -c 'python3.11 -S prog.py'
  *   running pid: dtrace -q -s import-hist.d -p PID
  * Names longer than strsize (1024 here) are cut and flagged (cut=1).
