@@ -26,6 +26,7 @@ pub struct RunSummary {
 /// Runs the workload: the main thread's imports on the calling thread (so its
 /// tid is the pid, as in CPython), then every other thread at once.
 pub fn run(w: &Workload, outputs: &Outputs) -> RunSummary {
+    probes::register();
     let started = Instant::now();
     let sys = ImportSystem::new(w.module_count(), 1 + w.threads().len());
     let mut uncaught = Vec::new();

@@ -16,6 +16,21 @@
 
 use std::ffi::CStr;
 
+/// Makes the probes known to the tracing framework, once per process. The
+/// DTrace backend registers its DOF with the kernel here (the `usdt` crate
+/// asks for this before the first probe); SDT notes on Linux need nothing.
+pub fn register() {
+    #[cfg(all(feature = "probes", not(target_os = "linux")))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            if let Err(e) = usdt::register_probes() {
+                tracing::warn!("cannot register the DTrace probes: {e}");
+            }
+        });
+    }
+}
+
 /// `python:import__find__load__start(const char *modulename)`.
 #[inline(always)]
 pub fn import_find_load_start(module: &CStr) {
