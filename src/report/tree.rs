@@ -115,16 +115,7 @@ impl ImportTree {
             match ev.kind {
                 EventKind::Start => {
                     let expected = stack.len() as u32;
-                    if ev.depth != expected {
-                        tree.anomalies.push(Anomaly::Depth {
-                            pid: ev.pid,
-                            tid: ev.tid,
-                            module: ev.module.clone(),
-                            recorded: ev.depth,
-                            expected,
-                            ts_ns: ev.ts_ns,
-                        });
-                    }
+                    check_depth(&mut tree.anomalies, ev, expected);
                     let id = tree.imports.len();
                     let parent = stack.last().copied();
                     tree.imports.push(Import {
@@ -185,17 +176,7 @@ impl ImportTree {
                         }
                     }
                     let id = stack.pop().expect("stack checked non-empty");
-                    let expected = stack.len() as u32;
-                    if ev.depth != expected {
-                        tree.anomalies.push(Anomaly::Depth {
-                            pid: ev.pid,
-                            tid: ev.tid,
-                            module: ev.module.clone(),
-                            recorded: ev.depth,
-                            expected,
-                            ts_ns: ev.ts_ns,
-                        });
-                    }
+                    check_depth(&mut tree.anomalies, ev, stack.len() as u32);
                     let imp = &mut tree.imports[id];
                     imp.end_ns = Some(ev.ts_ns);
                     imp.found = ev.found;
@@ -257,6 +238,21 @@ fn detach(tree: &mut ImportTree, id: usize) {
     match tree.imports[id].parent {
         Some(p) => tree.imports[p].children.retain(|&c| c != id),
         None => tree.roots.retain(|&r| r != id),
+    }
+}
+
+/// Records an event whose recorded depth disagrees with the pairing (the
+/// tracer's nesting and ours must agree, or events were lost or forged).
+fn check_depth(anomalies: &mut Vec<Anomaly>, ev: &ImportEvent, expected: u32) {
+    if ev.depth != expected {
+        anomalies.push(Anomaly::Depth {
+            pid: ev.pid,
+            tid: ev.tid,
+            module: ev.module.clone(),
+            recorded: ev.depth,
+            expected,
+            ts_ns: ev.ts_ns,
+        });
     }
 }
 
