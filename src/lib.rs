@@ -21,6 +21,7 @@ pub mod elf;
 pub mod events;
 pub mod report;
 pub mod simulator;
+pub mod tracer;
 pub mod workload;
 
 /// A mistake of the user's (bad flag value, bad manifest, missing file):

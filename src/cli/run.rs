@@ -161,20 +161,21 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Prints the pid, then polls the start probe's semaphore until a tracer
-/// attaches (the kernel raises it when a uprobe with a ref_ctr_offset is
-/// registered).
+/// Prints the pid, then polls until a tracer attaches: the start probe's
+/// semaphore is raised AND both probe sites carry a uprobe `int3` (bpftrace
+/// 0.17 with `-p` can raise the semaphore a moment before attaching). A
+/// tracer that attaches only one probe is given two more seconds.
 fn wait_for_tracer(secs: f64) -> anyhow::Result<()> {
     if !(secs.is_finite() && secs > 0.0) {
         return Err(UsageError(format!("--wait-for-tracer {secs}: give a positive number of seconds")).into());
     }
-    let sem = simulator::probes::start_semaphore().map_err(|e| anyhow::anyhow!("cannot wait for a tracer: {e}"))?;
+    let att = simulator::probes::attachment().map_err(|e| anyhow::anyhow!("cannot wait for a tracer: {e}"))?;
     eprintln!(
         "importprobe: pid {} waiting up to {secs} s for a tracer on python:import__find__load__start",
         std::process::id()
     );
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
-    while sem.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+    while att.semaphore.load(std::sync::atomic::Ordering::Relaxed) == 0 {
         if Instant::now() >= deadline {
             anyhow::bail!(
                 "no tracer attached within {secs} s (attach with `bpftrace -p {}` or `--usdt-file-activation`; `-c` does not raise semaphores on bpftrace 0.17)",
@@ -183,7 +184,11 @@ fn wait_for_tracer(secs: f64) -> anyhow::Result<()> {
         }
         std::thread::sleep(Duration::from_millis(2));
     }
-    tracing::info!("tracer attached");
+    let grace = Instant::now() + Duration::from_secs(2);
+    while !att.sites_attached() && Instant::now() < grace {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    tracing::info!(both_sites = att.sites_attached(), "tracer attached");
     Ok(())
 }
 

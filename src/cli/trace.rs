@@ -1,12 +1,126 @@
-//! `importprobe trace`: PLACEHOLDER, replaced by its own work package.
+//! `importprobe trace`: run a bundled (or your own) bpftrace script on a
+//! command it starts, or on a running process, and print the report.
 
+use crate::tracer::preflight::{self, Problem};
+use crate::tracer::runner::{self, Target, TraceRequest};
+use crate::tracer::scripts;
+use crate::UsageError;
 use clap::Args;
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// (not implemented yet)
-#[derive(Debug, Args)]
-pub struct TraceArgs {}
+const EXAMPLES: &str = "\
+Examples:
+  importprobe trace -- /usr/bin/python3.11 -c 'import json'      # import tree of a command
+  importprobe trace --script import-slowest --param 5 -- /usr/bin/python3.11 -m http.server --help
+  importprobe trace --script import-failed -- /usr/bin/python3.11 -S app.py
+  importprobe trace --pid 1234                                   # a running process; Ctrl-C ends it
+  importprobe trace --script import-events -- importprobe run --workload refpkg > ev.txt
+  importprobe report --format importtime ev.txt
+  importprobe trace --binary /usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0 -- ./embedding-app
+  importprobe trace --list
 
-pub fn run(_args: TraceArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`importprobe trace` is not implemented yet")
+The command is started directly (no shell), held stopped until bpftrace is
+attached, so even the interpreter's first import is seen. Needs root and bpftrace.";
+
+/// Trace the imports of a command (started by importprobe) or of a running
+/// process with a bundled bpftrace script, and print its report.
+#[derive(Debug, Args)]
+#[command(after_help = EXAMPLES)]
+pub struct TraceArgs {
+    /// A bundled script (see --list).
+    #[arg(short, long, value_name = "NAME", conflicts_with = "script_file")]
+    pub script: Option<String>,
+    /// Your own bpftrace script instead of a bundled one.
+    #[arg(long, value_name = "FILE")]
+    pub script_file: Option<PathBuf>,
+    /// A positional parameter for the script ($1, $2, ... in order), e.g. N
+    /// for import-slowest.
+    #[arg(long = "param", value_name = "VALUE")]
+    pub params: Vec<String>,
+    /// The object carrying the probes when it is not the program itself
+    /// (e.g. libpython3.11.so for a python linked against it).
+    #[arg(long, value_name = "PATH")]
+    pub binary: Option<PathBuf>,
+    /// Trace this running process (it keeps running afterwards).
+    #[arg(short, long, value_name = "PID", conflicts_with = "command")]
+    pub pid: Option<u32>,
+    /// List the bundled scripts and exit.
+    #[arg(long, exclusive = true)]
+    pub list: bool,
+    /// The command to start and trace, with its arguments (passed as they
+    /// are, never through a shell).
+    #[arg(value_name = "COMMAND", trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<OsString>,
+}
+
+/// `importprobe trace`.
+pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
+    if args.list {
+        return list();
+    }
+    let (script_name, source) = script_source(&args)?;
+    let target = match (args.pid, args.command.is_empty()) {
+        (Some(pid), _) => Target::Pid(pid),
+        (None, false) => Target::Command(args.command.clone()),
+        (None, true) => {
+            return Err(UsageError("nothing to trace: give --pid PID or a command after `--`".into()).into())
+        }
+    };
+    let mut problems = preflight::check_environment();
+    if !runner::probes_used(&source).is_empty() {
+        let binary = args.binary.as_deref();
+        problems.extend(match &target {
+            Target::Pid(pid) => preflight::check_pid(*pid, binary),
+            Target::Command(argv) => preflight::check_command(&argv[0], binary),
+        });
+    }
+    if !problems.is_empty() {
+        print_problems(&problems);
+        return Ok(ExitCode::from(2));
+    }
+    let mut req = TraceRequest::new(script_name, source, target);
+    req.params = args.params;
+    req.binary = args.binary;
+    req.bpftrace = preflight::bpftrace_path().unwrap_or_else(|| "bpftrace".into());
+    let mut out = std::io::stdout();
+    let outcome = runner::trace(&req, &mut out)?;
+    if let Some(status) = outcome.command.filter(|s| !s.success()) {
+        eprintln!("importprobe: the traced command exited with {status}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One line per problem on stderr, each with its fix.
+pub fn print_problems(problems: &[Problem]) {
+    for p in problems {
+        eprintln!("importprobe: {p}");
+    }
+}
+
+fn script_source(args: &TraceArgs) -> anyhow::Result<(String, String)> {
+    if let Some(path) = &args.script_file {
+        let source = std::fs::read_to_string(path)
+            .map_err(|e| UsageError(format!("cannot read script {}: {e}", path.display())))?;
+        return Ok((path.display().to_string(), source));
+    }
+    let name = args.script.as_deref().unwrap_or(scripts::DEFAULT);
+    let script = scripts::find(name).ok_or_else(|| {
+        UsageError(format!(
+            "no bundled script {name:?} (bundled: {}; or --script-file FILE)",
+            scripts::names().join(", ")
+        ))
+    })?;
+    Ok((script.name.to_owned(), script.bpftrace.to_owned()))
+}
+
+fn list() -> anyhow::Result<ExitCode> {
+    let width = scripts::BUNDLED.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    let mut out = std::io::stdout().lock();
+    for s in scripts::BUNDLED {
+        writeln!(out, "{:width$}  {}", s.name, s.summary)?;
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -2,6 +2,7 @@
 //! probe. The simulator writes it as ground truth, the tracer's event stream
 //! is parsed into it, and every report is computed from it.
 
+pub mod stream;
 pub mod truth;
 
 use serde::{Deserialize, Serialize};
@@ -31,4 +32,9 @@ pub struct ImportEvent {
     pub module: String,
     /// The done probe's `found` argument; `None` for start events.
     pub found: Option<bool>,
+    /// The tracer cut the module name at its string limit (bpftrace's
+    /// `BPFTRACE_STRLEN`): `module` is only a prefix, and two events with
+    /// equal truncated names may be different modules.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }

@@ -39,6 +39,7 @@ mod tests {
             kind: EventKind::Done,
             module: "a b\n\"c\"".into(),
             found: Some(false),
+            truncated: false,
         };
         let line = serde_json::to_string(&ev).unwrap();
         assert!(line.contains("\"event\":\"done\""), "{line}");

@@ -43,6 +43,7 @@ impl Outputs {
                 kind: if found.is_some() { EventKind::Done } else { EventKind::Start },
                 module: w.name(m).into_owned(),
                 found,
+                truncated: false,
             };
             let mut out = sink.lock().unwrap_or_else(|p| p.into_inner());
             let res =

@@ -46,18 +46,46 @@ pub fn import_find_load_done(module: &CStr, found: bool) {
     let _ = (module, found);
 }
 
-/// The start probe's semaphore in this process's memory, found through our
-/// own ELF notes: the kernel increments it when a tracer attaches.
+/// Where a tracer's attachment shows in this process's memory: the start
+/// probe's semaphore and the first instruction byte of both probe sites.
+#[derive(Debug, Clone, Copy)]
+pub struct Attachment {
+    /// The start probe's semaphore (the kernel or the tracer raises it).
+    pub semaphore: &'static std::sync::atomic::AtomicU16,
+    /// The start and done probe sites (a uprobe turns them into `int3`).
+    pub sites: [*const u8; 2],
+}
+
+/// `int3`, which the kernel writes over a probe site when a uprobe attaches.
+pub const INT3: u8 = 0xcc;
+
+impl Attachment {
+    /// True once both probe sites carry a uprobe breakpoint. The semaphore
+    /// alone is not enough: bpftrace 0.17 can raise it before its uprobes
+    /// are in place, and a short workload then finishes unseen.
+    pub fn sites_attached(&self) -> bool {
+        // SAFETY: both addresses are probe sites inside our own mapped,
+        // readable text segment; volatile because the kernel rewrites them.
+        self.sites.iter().all(|&p| unsafe { std::ptr::read_volatile(p) } == INT3)
+    }
+}
+
+/// Finds the start probe's semaphore and both probe sites through our own
+/// ELF notes.
 #[cfg(all(feature = "probes", target_os = "linux"))]
-pub fn start_semaphore() -> Result<&'static std::sync::atomic::AtomicU16, String> {
+pub fn attachment() -> Result<Attachment, String> {
     use object::{Object, ObjectSegment};
     let exe = std::fs::read("/proc/self/exe").map_err(|e| format!("cannot read /proc/self/exe: {e}"))?;
     let probes = crate::elf::sdt::parse_probes(&exe).map_err(|e| format!("cannot parse my own ELF notes: {e:?}"))?;
-    let sem = probes
-        .iter()
-        .find(|p| p.provider == "python" && p.name == "import__find__load__start")
-        .and_then(|p| p.semaphore)
-        .ok_or("this binary has no semaphore for python:import__find__load__start")?;
+    let find = |name: &str| {
+        probes
+            .iter()
+            .find(|p| p.provider == "python" && p.name == name)
+            .ok_or(format!("this binary has no probe python:{name}"))
+    };
+    let start = find("import__find__load__start")?;
+    let done = find("import__find__load__done")?;
+    let sem = start.semaphore.ok_or("this binary has no semaphore for python:import__find__load__start")?;
     let file = object::File::parse(&*exe).map_err(|e| e.to_string())?;
     // Load bias = where the program headers are mapped minus where the file
     // says they are (AT_PHDR is the runtime address of the headers).
@@ -71,14 +99,16 @@ pub fn start_semaphore() -> Result<&'static std::sync::atomic::AtomicU16, String
         .find(|s| s.file_range().0 == 0)
         .map(|s| s.address() + phoff)
         .ok_or("no segment maps the ELF header")?;
-    let addr = phdr_runtime.wrapping_sub(phdr_link).wrapping_add(sem);
+    let bias = phdr_runtime.wrapping_sub(phdr_link);
     // SAFETY: the address is our own semaphore (a u16 static in `.probes`),
     // live for the whole process; the kernel updates it, so it is read
     // atomically.
-    Ok(unsafe { &*(addr as *const std::sync::atomic::AtomicU16) })
+    let semaphore = unsafe { &*(bias.wrapping_add(sem) as *const std::sync::atomic::AtomicU16) };
+    let sites = [start.address, done.address].map(|a| bias.wrapping_add(a) as *const u8);
+    Ok(Attachment { semaphore, sites })
 }
 
 #[cfg(not(all(feature = "probes", target_os = "linux")))]
-pub fn start_semaphore() -> Result<&'static std::sync::atomic::AtomicU16, String> {
+pub fn attachment() -> Result<Attachment, String> {
     Err("waiting for a tracer needs the Linux SDT probes (this build has none)".into())
 }
