@@ -186,16 +186,6 @@ fn decode_desc(desc: &[u8], word: usize, endian: Endianness) -> Result<SdtProbe,
         }
     };
     let (pc, base, sem) = (read(0), read(1), read(2));
-<<<<<<< HEAD
-=======
-    let mut strings = desc[3 * word..].split(|&b| b == 0);
-    let mut next = |what: &str| {
-        strings.next().map(|s| String::from_utf8_lossy(s).into_owned()).ok_or_else(|| format!("missing {what}"))
-    };
-    let provider = next("provider")?;
-    let name = next("name")?;
-    let args_raw = next("argument string")?;
->>>>>>> 52d9b49
     if desc[3 * word..].iter().filter(|&&b| b == 0).nth(2).is_none() {
         return Err("provider, name and arguments are not all NUL-terminated".into());
     }
