@@ -1,12 +1,95 @@
-//! `importprobe report`: PLACEHOLDER, replaced by its own work package.
+//! `importprobe report`: render an import-events stream or a ground-truth
+//! file as an import tree, CPython's `-X importtime` lines, folded stacks,
+//! JSON lines or a Chrome trace.
 
-use clap::Args;
+use crate::report::{chrome, folded, importtime, input, json, outline, tree::ImportTree};
+use crate::UsageError;
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use std::io::{Read, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// (not implemented yet)
-#[derive(Debug, Args)]
-pub struct ReportArgs {}
+const EXAMPLES: &str = "\
+Examples:
+  importprobe trace --script import-events -o ev.txt -- /usr/bin/python3.11 -c 'import json'
+  importprobe report ev.txt                          # indented tree with times
+  importprobe report --format importtime ev.txt      # exactly like python -X importtime
+  importprobe report --format folded ev.txt | flamegraph.pl > imports.svg
+  importprobe report --format json ev.txt | jq 'select(.found == false)'
+  importprobe report --format chrome ev.txt > imports.json   # chrome://tracing, Perfetto
+  importprobe run --workload refpkg --truth t.jsonl && importprobe report --format importtime t.jsonl
 
-pub fn run(_args: ReportArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`importprobe report` is not implemented yet")
+Input is detected: an importprobe-events v1 stream, or JSON lines from
+`importprobe run --truth`. Events that do not pair up (lost or corrupt) are
+reported on stderr and left out, never guessed; exit status 1 then.";
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Imports indented by nesting, with cumulative and self microseconds.
+    Tree,
+    /// CPython's `-X importtime` stderr lines, byte for byte.
+    Importtime,
+    /// Flame graph folded stacks, weighted by self microseconds.
+    Folded,
+    /// One JSON object per import (times in ns, found, tid, parents).
+    Json,
+    /// Chrome trace event format (chrome://tracing, Perfetto, speedscope).
+    Chrome,
+}
+
+/// Render recorded import events (a stream from the import-events script,
+/// or a ground-truth file) as a report.
+#[derive(Debug, Args)]
+#[command(after_help = EXAMPLES)]
+pub struct ReportArgs {
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Format::Tree)]
+    pub format: Format,
+    /// The events file; stdin when absent or `-`.
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+}
+
+/// Renders a tree in one format.
+pub fn render(tree: &ImportTree, format: Format) -> String {
+    match format {
+        Format::Tree => outline::render(tree),
+        Format::Importtime => importtime::render(tree),
+        Format::Folded => folded::render(tree),
+        Format::Json => json::render(tree),
+        Format::Chrome => chrome::render(tree),
+    }
+}
+
+/// `importprobe report`.
+pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    let (name, data) = match args.file.as_deref() {
+        None => ("stdin".to_owned(), read_stdin()?),
+        Some(p) if p.as_os_str() == "-" => ("stdin".to_owned(), read_stdin()?),
+        Some(p) => (
+            p.display().to_string(),
+            std::fs::read(p).map_err(|e| UsageError(format!("cannot read {}: {e}", p.display())))?,
+        ),
+    };
+    let (kind, events) = input::parse(&data).with_context(|| format!("in {name}"))?;
+    tracing::info!(?kind, events = events.len(), "read events");
+    let tree = ImportTree::build(&events);
+    for a in &tree.anomalies {
+        eprintln!("importprobe: {name}: {a}");
+    }
+    let text = render(&tree, args.format);
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e).context("writing the report"),
+        _ => {}
+    }
+    Ok(if tree.is_corrupt() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+fn read_stdin() -> anyhow::Result<Vec<u8>> {
+    let mut data = Vec::new();
+    std::io::stdin().read_to_end(&mut data).context("reading stdin")?;
+    Ok(data)
 }

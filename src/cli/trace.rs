@@ -36,17 +36,23 @@ pub struct TraceArgs {
     /// Your own bpftrace script instead of a bundled one.
     #[arg(long, value_name = "FILE")]
     pub script_file: Option<PathBuf>,
-    /// A positional parameter for the script ($1, $2, ... in order), e.g. N
-    /// for import-slowest.
+    /// A parameter for the script, repeatable, e.g. N for import-slowest.
+    /// Bundled scripts get them as $2, $3, ... ($1 is --binary); your own
+    /// script as $1, $2, ...
     #[arg(long = "param", value_name = "VALUE")]
     pub params: Vec<String>,
     /// The object carrying the probes when it is not the program itself
-    /// (e.g. libpython3.11.so for a python linked against it).
+    /// (e.g. libpython3.11.so for a python linked against it). Bundled
+    /// scripts get it as $1; in your own script it replaces `usdt:*:`.
     #[arg(long, value_name = "PATH")]
     pub binary: Option<PathBuf>,
     /// Trace this running process (it keeps running afterwards).
     #[arg(short, long, value_name = "PID", conflicts_with = "command")]
     pub pid: Option<u32>,
+    /// Write the report to FILE instead of stdout (keeps the traced
+    /// program's own output out of it).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
     /// List the bundled scripts and exit.
     #[arg(long, exclusive = true)]
     pub list: bool,
@@ -61,7 +67,7 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
     if args.list {
         return list();
     }
-    let (script_name, source) = script_source(&args)?;
+    let (script_name, source, script_args) = script_source(&args)?;
     let target = match (args.pid, args.command.is_empty()) {
         (Some(pid), _) => Target::Pid(pid),
         (None, false) => Target::Command(args.command.clone()),
@@ -82,11 +88,15 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(2));
     }
     let mut req = TraceRequest::new(script_name, source, target);
-    req.params = args.params;
-    req.binary = args.binary;
+    req.args = script_args;
     req.bpftrace = preflight::bpftrace_path().unwrap_or_else(|| "bpftrace".into());
-    let mut out = std::io::stdout();
-    let outcome = runner::trace(&req, &mut out)?;
+    let mut out: Box<dyn Write + Send> = match &args.output {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).map_err(|e| UsageError(format!("cannot create {}: {e}", path.display())))?,
+        )),
+        None => Box::new(std::io::stdout()),
+    };
+    let outcome = runner::trace(&req, &mut *out)?;
     if let Some(status) = outcome.command.filter(|s| !s.success()) {
         eprintln!("importprobe: the traced command exited with {status}");
     }
@@ -100,11 +110,16 @@ pub fn print_problems(problems: &[Problem]) {
     }
 }
 
-fn script_source(args: &TraceArgs) -> anyhow::Result<(String, String)> {
+/// The script's name, its source and its positional parameters.
+fn script_source(args: &TraceArgs) -> anyhow::Result<(String, String, Vec<String>)> {
     if let Some(path) = &args.script_file {
         let source = std::fs::read_to_string(path)
             .map_err(|e| UsageError(format!("cannot read script {}: {e}", path.display())))?;
-        return Ok((path.display().to_string(), source));
+        let source = match &args.binary {
+            Some(b) => runner::pin_binary(&source, b),
+            None => source,
+        };
+        return Ok((path.display().to_string(), source, args.params.clone()));
     }
     let name = args.script.as_deref().unwrap_or(scripts::DEFAULT);
     let script = scripts::find(name).ok_or_else(|| {
@@ -113,7 +128,8 @@ fn script_source(args: &TraceArgs) -> anyhow::Result<(String, String)> {
             scripts::names().join(", ")
         ))
     })?;
-    Ok((script.name.to_owned(), script.bpftrace.to_owned()))
+    let script_args = scripts::positional_args(args.binary.as_deref(), &args.params);
+    Ok((script.name.to_owned(), script.bpftrace.to_owned(), script_args))
 }
 
 fn list() -> anyhow::Result<ExitCode> {

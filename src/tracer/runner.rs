@@ -40,12 +40,9 @@ pub struct TraceRequest {
     pub script_name: String,
     /// bpftrace source.
     pub source: String,
-    /// Positional parameters after the script (`$1`, `$2`, ...).
-    pub params: Vec<String>,
-    /// The object carrying the probes when it is not found in the target's
-    /// mappings at attach time (e.g. a libpython the program loads later):
-    /// replaces the `*` of `usdt:*:python:...` probes.
-    pub binary: Option<PathBuf>,
+    /// Positional parameters after the script (`$1`, `$2`, ...); see
+    /// [`super::scripts::positional_args`] for the bundled scripts'.
+    pub args: Vec<String>,
     pub target: Target,
     /// The bpftrace executable.
     pub bpftrace: PathBuf,
@@ -58,8 +55,7 @@ impl TraceRequest {
         TraceRequest {
             script_name: script_name.into(),
             source: source.into(),
-            params: Vec::new(),
-            binary: None,
+            args: Vec::new(),
             target,
             bpftrace: PathBuf::from("bpftrace"),
             attach_timeout: Duration::from_secs(60),
@@ -104,7 +100,8 @@ fn tail(lines: &[String]) -> String {
     }
 }
 
-/// Points `usdt:*:` probes at one object.
+/// Points `usdt:*:` probes at one object (for scripts of your own; the
+/// bundled ones take the object as `$1`).
 pub fn pin_binary(source: &str, binary: &Path) -> String {
     source.replace("usdt:*:", &format!("usdt:{}:", binary.display()))
 }
@@ -133,10 +130,7 @@ pub fn is_noise(line: &str) -> bool {
 /// Runs bpftrace on the target until it ends (target exit or Ctrl-C);
 /// bpftrace's stdout goes to `out`.
 pub fn trace(req: &TraceRequest, out: &mut (dyn Write + Send)) -> Result<TraceOutcome, TraceError> {
-    let source = match &req.binary {
-        Some(b) => pin_binary(&req.source, b),
-        None => req.source.clone(),
-    };
+    let source = &req.source;
     let (pid, stopped) = match &req.target {
         Target::Pid(pid) => {
             if !Path::new(&format!("/proc/{pid}")).exists() {
@@ -150,7 +144,7 @@ pub fn trace(req: &TraceRequest, out: &mut (dyn Write + Send)) -> Result<TraceOu
         }
     };
     let mut cmd = Command::new(&req.bpftrace);
-    cmd.arg("-p").arg(pid.to_string()).arg("-e").arg(&source).args(&req.params);
+    cmd.arg("-p").arg(pid.to_string()).arg("-e").arg(source).args(&req.args);
     if std::env::var_os("BPFTRACE_STRLEN").is_none() {
         cmd.env("BPFTRACE_STRLEN", STRLEN);
     }
@@ -168,7 +162,7 @@ pub fn trace(req: &TraceRequest, out: &mut (dyn Write + Send)) -> Result<TraceOu
         let copier = s.spawn(move || copy_output(stdout, out, attach_tx));
         let errs = s.spawn(move || filter_stderr(stderr));
         let started = match stopped {
-            Some(stopped) => match wait_attached(req, &source, stopped, &mut tracer, &attach_rx) {
+            Some(stopped) => match wait_attached(req, source, stopped, &mut tracer, &attach_rx) {
                 Ok(child) => Some(child),
                 Err(e) => {
                     let _ = tracer.kill();

@@ -1,6 +1,8 @@
 //! The bundled bpftrace/DTrace scripts, compiled into the binary so that
 //! `importprobe trace` works from any directory.
 
+use std::path::Path;
+
 /// One bundled script.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BundledScript {
@@ -17,7 +19,12 @@ pub struct BundledScript {
 pub const DEFAULT: &str = "import-tree";
 
 /// Every bundled script, in `--list` order.
-pub const BUNDLED: &[BundledScript] = &[];
+pub const BUNDLED: &[BundledScript] = &[BundledScript {
+    name: "import-events",
+    summary: "every probe firing as a raw event stream (input of `importprobe report`)",
+    bpftrace: include_str!("../../scripts/import-events.bt"),
+    dtrace: "",
+}];
 
 /// The bundled script called `name`.
 pub fn find(name: &str) -> Option<&'static BundledScript> {
@@ -27,4 +34,34 @@ pub fn find(name: &str) -> Option<&'static BundledScript> {
 /// The names, for error messages.
 pub fn names() -> Vec<&'static str> {
     BUNDLED.iter().map(|s| s.name).collect()
+}
+
+/// The positional parameters of a bundled script: `$1` is the object that
+/// carries the probes (empty = every object the traced process maps), the
+/// script's own parameters follow as `$2`, `$3`, ...
+pub fn positional_args(binary: Option<&Path>, params: &[String]) -> Vec<String> {
+    let mut args = vec![binary.map(|b| b.display().to_string()).unwrap_or_default()];
+    args.extend(params.iter().cloned());
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_script_is_complete_and_uses_the_object_parameter() {
+        assert!(BUNDLED.iter().all(|s| find(s.name) == Some(s)));
+        for s in BUNDLED {
+            assert!(!s.summary.is_empty() && !s.summary.contains('\n'), "{}", s.name);
+            assert!(s.bpftrace.contains("usdt:$1:python:import__find__load__"), "{}", s.name);
+            assert!(s.dtrace.is_empty() || s.dtrace.contains("import-find-load-"), "{}", s.name);
+        }
+    }
+
+    #[test]
+    fn the_object_comes_first() {
+        assert_eq!(positional_args(None, &["5".into()]), ["", "5"]);
+        assert_eq!(positional_args(Some(Path::new("/lib/x.so")), &[]), ["/lib/x.so"]);
+    }
 }
