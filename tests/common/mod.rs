@@ -2,6 +2,8 @@
 //! test, the real CPython files, and surgery on `.note.stapsdt`.
 #![allow(dead_code)]
 
+pub mod tracing;
+
 use object::{Object, ObjectSection};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
