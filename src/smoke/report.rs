@@ -108,7 +108,7 @@ mod tests {
         vec![
             Check::pass("environment/bpftrace", "bpftrace v0.17.0"),
             Check::fail("live/refpkg/events", "1 missing")
-                .with_details(["  - expected #3: 0 done \"a\u{1b}<&>\" found=1".into()]),
+                .with_details(["  - expected #3: 0 done \"a<&>\u{1b}\" found=1".into()]),
             Check::impossible("python/probes", "/bin/true has no probes", "use /usr/bin/python3.11"),
             Check::skipped("python/trace", "no trace"),
         ]
