@@ -253,7 +253,8 @@ fn timing_check(prefix: &str, diffs: &[ThreadDiff], limits: &Limits) -> Check {
     let name = format!("{prefix}/timing");
     let t = timing::judge(diffs, limits);
     let summary = format!(
-        "traced stamps lag the truth by median {} µs (min {}, max {}) over {} events; {}/{} pair durations within {} µs + {} µs/level",
+        "traced stamps lag the truth by median {} µs (min {}, max {}) over {} events; {}/{} pair durations \
+         within {} µs + {} µs/level (+{} µs on a thread's first uprobe hit; {} outlier(s) allowed)",
         timing::us(t.median_skew_ns),
         timing::us(t.min_skew_ns),
         timing::us(t.max_skew_ns),
@@ -262,6 +263,8 @@ fn timing_check(prefix: &str, diffs: &[ThreadDiff], limits: &Limits) -> Check {
         t.pairs.pairs,
         timing::us(limits.pair_base_ns),
         timing::us(limits.pair_per_level_ns),
+        timing::us(limits.first_hit_ns),
+        t.pairs.allowed_outliers,
     );
     if t.events == 0 {
         return Check::fail(name, "no traced event matched the truth: nothing to time");
