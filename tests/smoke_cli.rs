@@ -1,17 +1,14 @@
 //! `importprobe smoke` end to end: it passes on a host that can trace, says
 //! why (with the fix) when it cannot, and catches a trace that does not
-//! match the truth. Tests that trace need root, bpftrace and tracefs (see
-//! common/tracing.rs); they run one at a time so that their timing checks
-//! do not compete for the CPU.
+//! match the truth. Tests that trace need root, bpftrace and tracefs (the
+//! skip-or-require rule of tests/common); they run one at a time so that
+//! their timing checks do not compete for the CPU.
 
 mod common;
 
-use common::tracing::can_trace;
 use common::{bin, stderr, stdout};
+use common::{can_trace, tracing_lock};
 use std::process::{Command, Output};
-use std::sync::Mutex;
-
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn smoke(args: &[&str]) -> Output {
     Command::new(bin()).arg("smoke").args(args).output().expect("cannot run importprobe smoke")
@@ -35,10 +32,10 @@ fn check_lines(text: &str) -> Vec<(&str, &str)> {
 
 #[test]
 fn passes_on_a_host_that_can_trace() {
-    if !can_trace("passes_on_a_host_that_can_trace") {
+    if !can_trace() {
         return;
     }
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let _one = tracing_lock();
     let out = smoke(&[]);
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
@@ -67,10 +64,10 @@ fn passes_on_a_host_that_can_trace() {
 
 #[test]
 fn json_and_junit_reports_are_well_formed() {
-    if !can_trace("json_and_junit_reports_are_well_formed") {
+    if !can_trace() {
         return;
     }
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let _one = tracing_lock();
     let dir = tempfile::tempdir().unwrap();
     let xml_path = dir.path().join("smoke.xml");
     let out = smoke(&["--json", "--junit", xml_path.to_str().unwrap()]);
@@ -109,7 +106,7 @@ fn without_bpftrace_it_is_impossible_with_the_install_command() {
 
 #[test]
 fn a_python_without_probes_is_impossible() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let _one = tracing_lock();
     let out = smoke(&["--python", "/bin/true", "--json"]);
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
@@ -124,10 +121,10 @@ fn a_python_without_probes_is_impossible() {
 
 #[test]
 fn a_tampered_truth_is_caught_with_a_diff() {
-    if !can_trace("a_tampered_truth_is_caught_with_a_diff") {
+    if !can_trace() {
         return;
     }
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let _one = tracing_lock();
     // A flipped found flag: the traced event is right, the truth is not.
     let out = smoke(&["--tamper-truth", "flip"]);
     let text = stdout(&out);
@@ -150,14 +147,14 @@ fn a_tampered_truth_is_caught_with_a_diff() {
 
 #[test]
 fn a_real_cpython_passes() {
-    if !can_trace("a_real_cpython_passes") {
+    if !can_trace() {
         return;
     }
     let Some(python) = common::python_file(common::PYTHON) else {
         assert!(std::env::var("IMPORTPROBE_REQUIRE_TRACING").as_deref() != Ok("1"), "{} is required", common::PYTHON);
         return;
     };
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let _one = tracing_lock();
     let out = smoke(&["--python", python.to_str().unwrap()]);
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));

@@ -1,5 +1,6 @@
 //! The command line: one file per subcommand, this one for the shape.
 
+mod demo;
 mod probes;
 mod report;
 mod run;
@@ -11,7 +12,8 @@ use std::process::ExitCode;
 
 /// Trace Python module imports through CPython's USDT import probes.
 ///
-/// With no subcommand, runs the demo workload and prints its import tree.
+/// With no subcommand, traces the demo workload and prints its import tree
+/// (or, when tracing is impossible, the simulator's ground truth).
 #[derive(Debug, Parser)]
 #[command(name = "importprobe", version, about, long_about = None)]
 pub struct Cli {
@@ -56,6 +58,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Report(args)) => report::run(args),
         Some(Command::Probes(args)) => probes::run(args),
         Some(Command::Smoke(args)) => smoke::run(args),
-        None => run::default_demo(),
+        None => demo::run(),
     }
 }

@@ -200,12 +200,11 @@ fn wait_for_tracer(secs: f64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `importprobe` with no arguments: the demo's import tree. (Until tracing
-/// is wired in, this is the simulator's own ground truth.)
-pub fn default_demo() -> anyhow::Result<ExitCode> {
-    eprintln!(
-        "importprobe: running the demo workload; its -X importtime tree follows (ground truth from the simulator)"
-    );
+/// The demo's import tree from the simulator's own ground truth: what
+/// `importprobe` with no arguments shows when it cannot trace. `why` is the
+/// one line said on stderr first.
+pub fn default_demo(why: &str) -> anyhow::Result<ExitCode> {
+    eprintln!("importprobe: {why}");
     let w = workload::demo::build();
     let out: Box<dyn Write + Send> = Box::new(std::io::LineWriter::new(std::io::stdout()));
     let outputs = Outputs::new(None, Some(out));

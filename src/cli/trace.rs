@@ -14,16 +14,19 @@ use std::process::ExitCode;
 const EXAMPLES: &str = "\
 Examples:
   importprobe trace -- /usr/bin/python3.11 -c 'import json'      # import tree of a command
-  importprobe trace --script import-slowest --param 5 -- /usr/bin/python3.11 -m http.server --help
+  importprobe trace --script import-slowest --param 5 -- /usr/bin/python3.11 -m json.tool --help
   importprobe trace --script import-failed -- /usr/bin/python3.11 -S app.py
   importprobe trace --pid 1234                                   # a running process; Ctrl-C ends it
-  importprobe trace --script import-events -- importprobe run --workload refpkg > ev.txt
+  importprobe trace --script import-events -o ev.txt -- /usr/bin/python3.11 app.py
   importprobe report --format importtime ev.txt
-  importprobe trace --binary /usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0 -- ./embedding-app
+  importprobe trace --binary /opt/py/lib/libpython3.11.so.1.0 -- ./embedding-app
   importprobe trace --list
 
-The command is started directly (no shell), held stopped until bpftrace is
-attached, so even the interpreter's first import is seen. Needs root and bpftrace.";
+The command is started directly (no shell, arguments as given), held stopped
+after the dynamic loader until bpftrace is attached, so even the interpreter's
+first import is seen; a libpython it is linked against is found by itself.
+Ctrl-C stops tracing and prints the report so far; a --pid target keeps
+running. Needs root and bpftrace.";
 
 /// Trace the imports of a command (started by importprobe) or of a running
 /// process with a bundled bpftrace script, and print its report.
@@ -41,9 +44,10 @@ pub struct TraceArgs {
     /// script as $1, $2, ...
     #[arg(long = "param", value_name = "VALUE")]
     pub params: Vec<String>,
-    /// The object carrying the probes when it is not the program itself
-    /// (e.g. libpython3.11.so for a python linked against it). Bundled
-    /// scripts get it as $1; in your own script it replaces `usdt:*:`.
+    /// The object carrying the probes, when importprobe does not find it by
+    /// itself (a libpython in an unusual place). It must be mapped when the
+    /// program starts (linked, not dlopened). Bundled scripts get it as $1;
+    /// in your own script it replaces `usdt:*:`.
     #[arg(long, value_name = "PATH")]
     pub binary: Option<PathBuf>,
     /// Trace this running process (it keeps running afterwards).

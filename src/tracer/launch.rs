@@ -80,6 +80,12 @@ impl StoppedChild {
             return Err(LaunchError::NoStop { command, how });
         }
         tracing::debug!(pid, command = %stopped.command, "child stopped after exec");
+        #[cfg(target_arch = "x86_64")]
+        if let Err(e) = run_to_entry(pid) {
+            // Still stopped at the exec: the program's own probes are mapped,
+            // only its shared libraries are not yet.
+            tracing::info!(pid, "cannot run the dynamic loader to the entry point ({e}); staying at the exec");
+        }
         Ok(stopped)
     }
 
@@ -99,6 +105,74 @@ impl StoppedChild {
     }
 }
 
+/// Lets the dynamic loader map the program's shared libraries (a libpython
+/// with the probes, for a CPython built `--enable-shared`), stopping again
+/// at the program's entry point, before any code of the program runs: a
+/// breakpoint at `AT_ENTRY`, removed when hit.
+#[cfg(target_arch = "x86_64")]
+fn run_to_entry(pid: u32) -> std::io::Result<()> {
+    let entry = auxv_entry(pid)?;
+    let p = pid as libc::pid_t;
+    let err = std::io::Error::last_os_error;
+    // SAFETY: ptrace requests on our own stopped tracee; PEEKTEXT's -1 is
+    // told from data by errno.
+    unsafe {
+        *libc::__errno_location() = 0;
+        let word = libc::ptrace(libc::PTRACE_PEEKTEXT, p, entry as *mut libc::c_void, 0);
+        if word == -1 && *libc::__errno_location() != 0 {
+            return Err(err());
+        }
+        let trapped = (word & !0xff) | 0xcc;
+        if libc::ptrace(libc::PTRACE_POKETEXT, p, entry as *mut libc::c_void, trapped) == -1 {
+            return Err(err());
+        }
+        let mut sig = 0;
+        loop {
+            if libc::ptrace(libc::PTRACE_CONT, p, 0, sig) == -1 {
+                return Err(err());
+            }
+            let mut status = 0;
+            if libc::waitpid(p, &mut status, 0) == -1 {
+                return Err(err());
+            }
+            if !libc::WIFSTOPPED(status) {
+                return Err(std::io::Error::other(format!("ended before its entry point (wait status {status:#x})")));
+            }
+            if libc::WSTOPSIG(status) == libc::SIGTRAP {
+                break;
+            }
+            sig = libc::WSTOPSIG(status); // a signal of its own: deliver it
+        }
+        let mut regs: libc::user_regs_struct = std::mem::zeroed();
+        if libc::ptrace(libc::PTRACE_GETREGS, p, 0, &mut regs as *mut _ as *mut libc::c_void) == -1 {
+            return Err(err());
+        }
+        if regs.rip != entry + 1 {
+            return Err(std::io::Error::other(format!("trapped at {:#x}, not at the entry {entry:#x}", regs.rip)));
+        }
+        if libc::ptrace(libc::PTRACE_POKETEXT, p, entry as *mut libc::c_void, word) == -1 {
+            return Err(err());
+        }
+        regs.rip = entry;
+        if libc::ptrace(libc::PTRACE_SETREGS, p, 0, &regs as *const _ as *mut libc::c_void) == -1 {
+            return Err(err());
+        }
+    }
+    tracing::debug!(pid, entry, "child stopped at its entry point, shared libraries mapped");
+    Ok(())
+}
+
+/// The program's entry point (`AT_ENTRY`) from `/proc/PID/auxv`.
+fn auxv_entry(pid: u32) -> std::io::Result<u64> {
+    const AT_ENTRY: u64 = 9;
+    let auxv = std::fs::read(format!("/proc/{pid}/auxv"))?;
+    auxv.chunks_exact(16)
+        .map(|kv| (u64::from_ne_bytes(kv[..8].try_into().unwrap()), u64::from_ne_bytes(kv[8..].try_into().unwrap())))
+        .find(|&(k, _)| k == AT_ENTRY)
+        .map(|(_, v)| v)
+        .ok_or_else(|| std::io::Error::other("no AT_ENTRY in auxv"))
+}
+
 impl Drop for StoppedChild {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -113,7 +187,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stops_after_exec_with_the_new_program_mapped() {
+    fn stops_before_the_program_runs_with_its_libraries_mapped() {
         let argv: Vec<OsString> = vec!["sh".into(), "-c".into(), "exit 7".into()];
         let stopped = match StoppedChild::spawn(&argv) {
             Ok(s) => s,
@@ -126,6 +200,9 @@ mod tests {
         let pid = stopped.pid();
         let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
         assert!(exe.to_string_lossy().ends_with("sh"), "{}", exe.display());
+        // sh is dynamically linked: libc is mapped, so the loader has run.
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+        assert!(maps.contains("libc.so") || !maps.contains("ld-linux"), "{maps}");
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
         assert!(status.lines().any(|l| l.starts_with("State:") && l.contains("tracing stop")), "{status}");
         let mut child = stopped.resume().unwrap();

@@ -6,6 +6,7 @@ pub mod launch;
 pub mod preflight;
 pub mod process;
 pub mod runner;
+pub mod script_file;
 pub mod scripts;
 
 pub use preflight::{bpftrace_version, check_environment, Problem, ProblemKind};

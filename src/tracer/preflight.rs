@@ -176,6 +176,50 @@ pub fn resolve_program(program: &OsStr) -> Option<PathBuf> {
     Some(PathBuf::from(interp))
 }
 
+/// The shared libraries an ELF file needs (`DT_NEEDED`) and its search path
+/// (`DT_RUNPATH`/`DT_RPATH`, `$ORIGIN` expanded).
+pub fn needed_libraries(path: &Path) -> (Vec<String>, Vec<PathBuf>) {
+    use object::read::elf::{Dyn, FileHeader};
+    let Ok(data) = std::fs::read(path) else { return Default::default() };
+    let Ok(header) = object::elf::FileHeader64::<object::Endianness>::parse(&*data) else { return Default::default() };
+    let Ok(endian) = header.endian() else { return Default::default() };
+    let Ok(sections) = header.sections(endian, &*data) else { return Default::default() };
+    let Ok(Some((dynamic, link))) = sections.dynamic(endian, &*data) else { return Default::default() };
+    let Ok(strings) = sections.strings(endian, &*data, link) else { return Default::default() };
+    let origin = path.parent().map(|p| p.display().to_string()).unwrap_or_default();
+    let (mut needed, mut search) = (Vec::new(), Vec::new());
+    for d in dynamic {
+        let Ok(value) = d.string(endian, strings) else { continue };
+        let value = String::from_utf8_lossy(value).into_owned();
+        match d.tag32(endian) {
+            Some(object::elf::DT_NEEDED) => needed.push(value),
+            Some(object::elf::DT_RUNPATH | object::elf::DT_RPATH) => search.extend(
+                value
+                    .split(':')
+                    .map(|dir| PathBuf::from(dir.replace("${ORIGIN}", &origin).replace("$ORIGIN", &origin))),
+            ),
+            _ => {}
+        }
+    }
+    (needed, search)
+}
+
+/// The libpython a program is linked against, found as the dynamic loader
+/// would (its run path, LD_LIBRARY_PATH, the usual directories).
+pub fn linked_libpython(program: &Path) -> Option<PathBuf> {
+    let (needed, mut search) = needed_libraries(program);
+    let lib = needed.into_iter().find(|n| n.starts_with("libpython"))?;
+    if let Some(env) = std::env::var_os("LD_LIBRARY_PATH") {
+        search.extend(std::env::split_paths(&env));
+    }
+    let arch = format!("{}-linux-gnu", std::env::consts::ARCH);
+    for dir in ["/lib", "/usr/lib", "/usr/local/lib", "/lib64", "/usr/lib64"] {
+        search.push(Path::new(dir).join(&arch));
+        search.push(PathBuf::from(dir));
+    }
+    search.into_iter().map(|d| d.join(&lib)).find(|p| p.is_file())
+}
+
 fn no_probes(object: &Path, others: &[String]) -> Problem {
     let has = if others.is_empty() {
         "it has no SDT probes at all".to_owned()
@@ -208,7 +252,15 @@ pub fn check_command(program: &OsStr, binary: Option<&Path>) -> Option<Problem> 
     if !object.is_file() {
         return Some(Problem::new(ProblemKind::NoTarget, format!("{} not found", object.display()), "check the path"));
     }
-    (!has_import_probes(&object)).then(|| no_probes(&object, &probe_names(&object)))
+    if has_import_probes(&object) {
+        return None;
+    }
+    // A CPython built --enable-shared keeps its probes in libpython; the
+    // runner stops the program after the loader has mapped it.
+    if binary.is_none() && linked_libpython(&object).is_some_and(|lib| has_import_probes(&lib)) {
+        return None;
+    }
+    Some(no_probes(&object, &probe_names(&object)))
 }
 
 /// Checks that a running process (or `binary`, when given) carries the probes
@@ -280,6 +332,13 @@ mod tests {
         assert!(p.what.contains("has no python import probes"), "{}", p.what);
         let p = check_command(OsStr::new("/nonexistent/x"), None).unwrap();
         assert_eq!(p.kind, ProblemKind::NoTarget);
+    }
+
+    #[test]
+    fn reads_needed_libraries() {
+        let (needed, _) = needed_libraries(&which(OsStr::new("sh")).unwrap());
+        assert!(needed.iter().any(|n| n.starts_with("libc.so")), "{needed:?}");
+        assert_eq!(linked_libpython(&which(OsStr::new("sh")).unwrap()), None);
     }
 
     #[test]

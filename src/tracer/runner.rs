@@ -11,6 +11,7 @@
 use super::interrupt::ForwardSignals;
 use super::launch::{LaunchError, StoppedChild};
 use super::process::{attached, import_probes_in, IMPORT_PROBES};
+use super::script_file::ScriptFile;
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
@@ -23,6 +24,10 @@ use thiserror::Error;
 /// bpftrace's string limit: 0.17 accepts at most 200 (default 64 truncates
 /// long module names).
 pub const STRLEN: &str = "200";
+
+/// Pause between seeing the uprobes in place and resuming a started
+/// command (covers bpftrace attaching its programs to the opened uprobes).
+pub const SETTLE: Duration = Duration::from_millis(20);
 
 /// What to trace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,7 +99,7 @@ pub enum TraceError {
 }
 
 fn tail(lines: &[String]) -> String {
-    match lines.last() {
+    match lines.iter().rev().find(|l| !l.trim().is_empty()) {
         Some(last) => format!(": {last}"),
         None => String::new(),
     }
@@ -143,8 +148,9 @@ pub fn trace(req: &TraceRequest, out: &mut (dyn Write + Send)) -> Result<TraceOu
             (stopped.pid(), Some(stopped))
         }
     };
+    let file = ScriptFile::write(&req.script_name, source)?;
     let mut cmd = Command::new(&req.bpftrace);
-    cmd.arg("-p").arg(pid.to_string()).arg("-e").arg(source).args(&req.args);
+    cmd.arg("-p").arg(pid.to_string()).arg(file.path()).args(&req.args);
     if std::env::var_os("BPFTRACE_STRLEN").is_none() {
         cmd.env("BPFTRACE_STRLEN", STRLEN);
     }
@@ -186,10 +192,18 @@ pub fn trace(req: &TraceRequest, out: &mut (dyn Write + Send)) -> Result<TraceOu
         drop(signals);
         let stderr = errs.join().unwrap_or_default();
         copier.join().map_err(|_| std::io::Error::other("output thread panicked"))??;
+        // After Ctrl-C a started command has usually had the terminal's
+        // SIGINT too: give it a moment to end, else leave it running.
+        if interrupted {
+            let grace = Instant::now() + Duration::from_secs(2);
+            while waiter.as_ref().is_some_and(|w| !w.is_finished()) && Instant::now() < grace {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
         let command = match waiter {
             Some(w) if !interrupted || w.is_finished() => w.join().ok().and_then(|r| r.ok()),
             Some(_) => {
-                tracing::warn!(pid, "the traced command is still running");
+                eprintln!("importprobe: the traced command (pid {pid}) is still running; left running");
                 None
             }
             None => None,
@@ -242,6 +256,9 @@ fn wait_attached(
             announced_at.is_some_and(|t| t.elapsed() >= Duration::from_millis(500))
         };
         if ready {
+            // The kernel writes the int3 when bpftrace opens the uprobe event;
+            // bpftrace hooks its BPF program to it a few microseconds later.
+            std::thread::sleep(SETTLE);
             tracing::debug!(pid, watched = probes.len(), "tracer attached; resuming the command");
             return Ok(stopped.resume()?);
         }
@@ -253,7 +270,8 @@ fn wait_attached(
 }
 
 /// Copies bpftrace's stdout, dropping its first "Attaching N probes..." line
-/// (and announcing it).
+/// (and announcing it) and the blank lines it prints for cleared maps at
+/// exit (blank lines are held back until more text follows).
 fn copy_output(
     stdout: std::process::ChildStdout,
     out: &mut (dyn Write + Send),
@@ -263,6 +281,7 @@ fn copy_output(
     let mut line = Vec::new();
     let mut first = true;
     let mut broken = false;
+    let mut blanks = 0usize;
     loop {
         line.clear();
         if reader.read_until(b'\n', &mut line)? == 0 {
@@ -277,8 +296,15 @@ fn copy_output(
         if broken {
             continue; // keep draining so bpftrace never blocks
         }
-        if let Err(e) = out.write_all(&line).and_then(|_| if reader.buffer().is_empty() { out.flush() } else { Ok(()) })
-        {
+        if line == b"\n" {
+            blanks += 1;
+            continue;
+        }
+        let res = out
+            .write_all(&b"\n".repeat(std::mem::take(&mut blanks)))
+            .and_then(|_| out.write_all(&line))
+            .and_then(|_| if reader.buffer().is_empty() { out.flush() } else { Ok(()) });
+        if let Err(e) = res {
             if e.kind() != std::io::ErrorKind::BrokenPipe {
                 return Err(e);
             }

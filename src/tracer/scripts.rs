@@ -19,12 +19,50 @@ pub struct BundledScript {
 pub const DEFAULT: &str = "import-tree";
 
 /// Every bundled script, in `--list` order.
-pub const BUNDLED: &[BundledScript] = &[BundledScript {
-    name: "import-events",
-    summary: "every probe firing as a raw event stream (input of `importprobe report`)",
-    bpftrace: include_str!("../../scripts/import-events.bt"),
-    dtrace: "",
-}];
+pub const BUNDLED: &[BundledScript] = &[
+    BundledScript {
+        name: "import-tree",
+        summary: "the import tree per thread, like python -X importtime (children first, indented)",
+        bpftrace: include_str!("../../scripts/import-tree.bt"),
+        dtrace: include_str!("../../scripts/import-tree.d"),
+    },
+    BundledScript {
+        name: "import-latency",
+        summary: "every import with its cumulative and self time",
+        bpftrace: include_str!("../../scripts/import-latency.bt"),
+        dtrace: include_str!("../../scripts/import-latency.d"),
+    },
+    BundledScript {
+        name: "import-slowest",
+        summary: "the N slowest imports by cumulative and by self time (--param N, default 10)",
+        bpftrace: include_str!("../../scripts/import-slowest.bt"),
+        dtrace: include_str!("../../scripts/import-slowest.d"),
+    },
+    BundledScript {
+        name: "import-failed",
+        summary: "every failed import (not found, or its body raised) with the importers above it",
+        bpftrace: include_str!("../../scripts/import-failed.bt"),
+        dtrace: include_str!("../../scripts/import-failed.d"),
+    },
+    BundledScript {
+        name: "import-hist",
+        summary: "log2 histograms of import latency, found vs not found",
+        bpftrace: include_str!("../../scripts/import-hist.bt"),
+        dtrace: include_str!("../../scripts/import-hist.d"),
+    },
+    BundledScript {
+        name: "import-folded",
+        summary: "folded import stacks weighted by self time, for flame graphs",
+        bpftrace: include_str!("../../scripts/import-folded.bt"),
+        dtrace: include_str!("../../scripts/import-folded.d"),
+    },
+    BundledScript {
+        name: "import-events",
+        summary: "every probe firing as a raw event stream, the input of `importprobe report`",
+        bpftrace: include_str!("../../scripts/import-events.bt"),
+        dtrace: include_str!("../../scripts/import-events.d"),
+    },
+];
 
 /// The bundled script called `name`.
 pub fn find(name: &str) -> Option<&'static BundledScript> {
@@ -51,11 +89,12 @@ mod tests {
 
     #[test]
     fn every_script_is_complete_and_uses_the_object_parameter() {
+        assert!(find(DEFAULT).is_some(), "the default script is bundled");
         assert!(BUNDLED.iter().all(|s| find(s.name) == Some(s)));
         for s in BUNDLED {
             assert!(!s.summary.is_empty() && !s.summary.contains('\n'), "{}", s.name);
             assert!(s.bpftrace.contains("usdt:$1:python:import__find__load__"), "{}", s.name);
-            assert!(s.dtrace.is_empty() || s.dtrace.contains("import-find-load-"), "{}", s.name);
+            assert!(s.dtrace.contains("import-find-load-"), "{}", s.name);
         }
     }
 
