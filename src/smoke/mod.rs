@@ -58,7 +58,9 @@ pub fn run(opts: &Options) -> Vec<Check> {
             checks.push(Check::skipped(format!("live/{}", w.name), why));
         }
     }
-    if let Some(python) = &opts.python {
+    if let Some(given) = &opts.python {
+        // `--python python3.11` is looked up in PATH (bpftrace -c needs a path).
+        let python = &crate::tracer::preflight::which(given.as_os_str()).unwrap_or_else(|| given.clone());
         let probes = python::probes_check(python);
         let py_ok = probes.status == Status::Pass;
         checks.push(probes);

@@ -81,20 +81,47 @@ pub struct PythonOptions {
     pub limits: Limits,
 }
 
-/// The interpreter's probes, always checked (no privileges needed).
+/// The interpreter's probes, always checked (no privileges needed). The
+/// file given is what runs, so a wrapper script (a pyenv shim) is refused
+/// rather than looked through.
 pub fn probes_check(python: &Path) -> Check {
     let t = Instant::now();
     let name = "python/probes";
-    let check = match preflight::check_command(python.as_os_str(), None) {
-        None => Check::pass(name, format!("{} carries python:import__find__load__{{start,done}}", python.display())),
-        Some(p) => Check::impossible(
+    let fix = "give --python a CPython executable built --with-dtrace (Debian/Ubuntu: --python /usr/bin/python3.11)";
+    let head = std::fs::read(python).map(|mut b| {
+        b.truncate(2);
+        b
+    });
+    let check = match (head, probe_object(python)) {
+        (Err(e), _) => Check::impossible(name, format!("cannot read {}: {e}", python.display()), fix),
+        (Ok(h), _) if h == b"#!" => Check::impossible(
             name,
-            p.what,
-            "give --python a CPython built --with-dtrace that has the probes in its executable \
-             (Debian/Ubuntu: --python /usr/bin/python3.11)",
+            format!("{} is a script (a pyenv shim?), not a CPython executable", python.display()),
+            fix,
         ),
+        (Ok(_), Some(object)) if object == python => {
+            Check::pass(name, format!("{} carries python:import__find__load__{{start,done}}", python.display()))
+        }
+        (Ok(_), Some(object)) => Check::pass(
+            name,
+            format!("{} is linked against {}, which carries the import probes", python.display(), object.display()),
+        ),
+        (Ok(_), None) => {
+            let has = preflight::probe_names(python);
+            let has = if has.is_empty() { "no SDT probes at all".to_owned() } else { has.join(", ") };
+            Check::impossible(name, format!("{} has no python import probes (it has {has})", python.display()), fix)
+        }
     };
     check.timed(t)
+}
+
+/// The object that carries the interpreter's probes: the executable, or
+/// for a CPython built --enable-shared its libpython.
+pub fn probe_object(python: &Path) -> Option<PathBuf> {
+    if preflight::has_import_probes(python) {
+        return Some(python.to_path_buf());
+    }
+    preflight::linked_libpython(python).filter(|lib| preflight::has_import_probes(lib))
 }
 
 /// What the traced interpreter produced.
@@ -166,6 +193,9 @@ fn run(opts: &PythonOptions) -> Result<Run, Check> {
             ));
         }
     }
+    let object = probe_object(&opts.python).ok_or_else(|| {
+        Check::impossible(name, format!("{} has no import probes", opts.python.display()), "see python/probes")
+    })?;
     let events_path = dir.path().join("events.txt");
     let command = format!("{} -S -X importtime {}", opts.python.display(), main.display());
     let script = scripts::find("import-events").expect("bundled import-events script");
@@ -177,7 +207,7 @@ fn run(opts: &PythonOptions) -> Result<Run, Check> {
         .arg(&command)
         .arg("-e")
         .arg(script.bpftrace)
-        .args(scripts::positional_args(Some(&opts.python), &[]));
+        .args(scripts::positional_args(Some(&object), &[]));
     if std::env::var_os("BPFTRACE_STRLEN").is_none() {
         bt.env("BPFTRACE_STRLEN", runner::STRLEN);
     }
