@@ -162,3 +162,28 @@ fn a_real_cpython_passes() {
         assert!(text.contains(&format!("PASS  {want}")), "{want}:\n{text}");
     }
 }
+
+#[test]
+fn a_bpftrace_that_never_attaches_is_killed_and_reported() {
+    if !can_trace() {
+        return;
+    }
+    let _one = tracing_lock();
+    // First in PATH: answers --version, then ignores SIGINT and sleeps.
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("bpftrace");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'bpftrace v0.17.0'; exit 0; fi\ntrap '' INT TERM\nsleep 600\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", dir.path().display(), std::env::var("PATH").unwrap_or_default());
+    let out = Command::new(bin()).args(["smoke", "--timeout", "2"]).env("PATH", path).output().unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(text.contains("PASS  environment/bpftrace    bpftrace v0.17.0 at"), "{text}");
+    assert!(text.contains("NOGO  live/refpkg/trace       bpftrace did not attach to pid"), "{text}");
+    assert!(text.contains("SKIP  live/refpkg/events"), "{text}");
+}

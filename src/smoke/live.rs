@@ -135,14 +135,24 @@ fn trace(w: &Workload, opts: &LiveOptions) -> Result<Traced, Check> {
         Check::impossible(&name, format!("cannot run {}: {e}", opts.bpftrace.display()), "apt-get install -y bpftrace")
     })?;
     let sim_end = sim.wait(deadline).map_err(|e| Check::fail(&name, e.to_string()))?;
-    let bt_end = bt.wait(Instant::now() + DRAIN).map_err(|e| Check::fail(&name, e.to_string()))?;
+    // bpftrace ends when its pid does; with the simulator killed, at once.
+    let drain = if sim_end.timed_out() { Duration::ZERO } else { DRAIN };
+    let bt_end = bt.wait(Instant::now() + drain).map_err(|e| Check::fail(&name, e.to_string()))?;
     let bt_errors: Vec<String> = bt_end.stderr.iter().filter(|l| !runner::is_noise(l)).cloned().collect();
     if sim_end.timed_out() {
-        return Err(Check::fail(
-            &name,
-            format!("the traced simulator did not finish within {:?}; killed", opts.timeout),
-        )
-        .with_details(bt_errors));
+        // The simulator creates its truth file once the tracer is in place:
+        // without it, bpftrace never attached; with it, the workload hung.
+        let what = format!("killed after {:?}", opts.timeout);
+        return Err(if truth_path.exists() {
+            Check::fail(&name, format!("the traced simulator did not finish ({what})")).with_details(bt_errors)
+        } else {
+            Check::impossible(
+                &name,
+                format!("bpftrace did not attach to pid {pid} ({what}, with bpftrace)"),
+                "run `bpftrace -p PID -e 'usdt::python:import__find__load__start {}'` by hand to see why",
+            )
+            .with_details(bt_errors)
+        });
     }
     if !sim_end.success() {
         // It gives up when no tracer attaches: bpftrace could not trace it.

@@ -223,15 +223,21 @@ fn run(opts: &PythonOptions) -> Result<Run, Check> {
         .filter(|l| !l.starts_with("import time:") && !runner::is_noise(l))
         .map(|l| format!("stderr: {l}"))
         .collect();
-    if end.timed_out() {
-        return Err(Check::fail(
-            name,
-            format!("`{command}` under bpftrace did not finish within {:?}; killed", opts.timeout),
-        )
-        .with_details(complaints));
-    }
     let stdout = String::from_utf8_lossy(&end.stdout);
     let pid: Option<u32> = stdout.lines().next().and_then(|l| l.trim().parse().ok());
+    if end.timed_out() {
+        let what = format!("killed after {:?}", opts.timeout);
+        return Err(match pid {
+            // The program printed its pid: it ran, and hung or was slow.
+            Some(_) => Check::fail(name, format!("`{command}` under bpftrace did not finish ({what})")),
+            None => Check::impossible(
+                name,
+                format!("bpftrace did not start `{command}` ({what})"),
+                "run the same bpftrace --usdt-file-activation -c command by hand to see why",
+            ),
+        }
+        .with_details(complaints));
+    }
     let Some(pid) = pid.filter(|_| end.success()) else {
         return Err(Check::impossible(
             name,

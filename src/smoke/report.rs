@@ -38,7 +38,12 @@ pub fn text(checks: &[Check]) -> String {
             checks.iter().filter(|c| c.status == Status::Fail).count()
         ),
         Verdict::Impossible => {
-            let fixes: Vec<&str> = checks.iter().flat_map(|c| c.fixes.iter().map(String::as_str)).collect();
+            let mut fixes: Vec<&str> = Vec::new();
+            for f in checks.iter().flat_map(|c| c.fixes.iter().map(String::as_str)) {
+                if !fixes.contains(&f) {
+                    fixes.push(f);
+                }
+            }
             format!("result: IMPOSSIBLE, tracing cannot work here (exit 2); fix: {}\n", fixes.join("; "))
         }
     });
