@@ -78,7 +78,10 @@ fn json_and_junit_reports_are_well_formed() {
     assert_eq!(v["exit_code"], 0);
     let checks = v["checks"].as_array().unwrap();
     assert!(checks.len() >= 14, "{v}");
-    assert!(checks.iter().all(|c| c["status"] == "pass" && c["name"].is_string() && c["duration"].is_number()), "{v}");
+    assert!(
+        checks.iter().all(|c| c["status"] == "pass" && c["name"].is_string() && c["duration_ms"].is_number()),
+        "{v}"
+    );
 
     let xml = std::fs::read_to_string(&xml_path).unwrap();
     let report = quick_junit::Report::deserialize_from_str(&xml).expect("well-formed JUnit XML");

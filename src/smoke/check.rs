@@ -44,7 +44,8 @@ pub struct Check {
     /// Commands or actions that fix an impossible check.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub fixes: Vec<String>,
-    #[serde(serialize_with = "as_millis")]
+    /// Serialized as `duration_ms`.
+    #[serde(rename = "duration_ms", serialize_with = "as_millis")]
     pub duration: Duration,
 }
 
