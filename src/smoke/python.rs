@@ -438,4 +438,36 @@ mod tests {
         assert_eq!(c.status, Status::Fail);
         assert!(c.summary.starts_with(&format!("{} expected", EXPECTED.len())), "{}", c.summary);
     }
+
+    fn line(level: u32, module: &str, cum: u64) -> ImportTimeLine {
+        ImportTimeLine { self_us: 1, cumulative_us: cum, level, module: module.into() }
+    }
+
+    fn ev(ts_ns: u64, depth: u32, module: &str, found: Option<bool>) -> ImportEvent {
+        let kind = if found.is_some() { EventKind::Done } else { EventKind::Start };
+        ImportEvent { ts_ns, pid: 1, tid: 1, depth, kind, module: module.into(), found, truncated: false }
+    }
+
+    #[test]
+    fn importtime_lines_must_match_traced_pairs() {
+        let printed = [(1, "b"), (0, "a")];
+        assert_eq!(importtime_check(&compare::lcs(&printed, &printed), &printed, &printed).status, Status::Pass);
+        let traced = [(0, "a")];
+        let c = importtime_check(&compare::lcs(&printed, &traced), &printed, &traced);
+        assert_eq!(c.status, Status::Fail);
+        assert!(c.details[0].contains("- importtime #0: level 1 \"b\""), "{c:?}");
+    }
+
+    #[test]
+    fn a_traced_pair_longer_than_its_importtime_fails() {
+        let events = [ev(0, 0, "a", None), ev(500_000, 0, "a", Some(true))];
+        let main: Vec<&ImportEvent> = events.iter().collect();
+        let pairs = [(0, "a")];
+        let ops = compare::lcs(&pairs, &pairs);
+        let ok = timing_check(&ops, &main, &[line(0, "a", 520)], &Limits::default());
+        assert_eq!(ok.status, Status::Pass, "{ok:?}");
+        let short = timing_check(&ops, &main, &[line(0, "a", 400)], &Limits::default());
+        assert_eq!(short.status, Status::Fail, "{short:?}");
+        assert!(short.details[0].contains("longer than its importtime cumulative 400"), "{short:?}");
+    }
 }
