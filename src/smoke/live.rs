@@ -11,7 +11,7 @@ use super::compare::{self, ThreadDiff};
 use super::session::Session;
 use super::tamper::Tamper;
 use super::timing::{self, Limits};
-use crate::events::{stream, truth, ImportEvent};
+use crate::events::{truth, ImportEvent};
 use crate::tracer::{runner, scripts};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -56,6 +56,8 @@ struct Traced {
     pid: u32,
     truth: Vec<ImportEvent>,
     seen: Vec<ImportEvent>,
+    /// Some events came out of bpftrace out of order (see [`super::reorder`]).
+    reordered: bool,
 }
 
 /// The checks of one workload: trace, events, nesting, timing.
@@ -85,6 +87,7 @@ pub fn check(w: &Workload, opts: &LiveOptions) -> Vec<Check> {
         ),
     )
     .with_details([format!("ran {} under bpftrace -p with the bundled import-events script", describe(w, &opts.exe))])
+    .with_details(traced.reordered.then(|| super::reorder::NOTE.to_owned()))
     .timed(t)];
     let diffs = compare::compare(&traced.truth, &traced.seen);
     checks.push(events_check(&prefix, &traced, &diffs));
@@ -179,12 +182,12 @@ fn trace(w: &Workload, opts: &LiveOptions) -> Result<Traced, Check> {
             Check::fail(&name, format!("bpftrace failed ({})", bt_end.status.expect("ended"))).with_details(bt_errors)
         );
     }
-    let seen = stream::parse(&bt_end.stdout[..])
+    let (seen, reordered) = super::reorder::parse(&bt_end.stdout[..])
         .map_err(|e| Check::fail(&name, format!("the event stream is broken: {e}")).with_details(bt_errors.clone()))?;
     let seen: Vec<ImportEvent> = seen.into_iter().filter(|e| e.pid == pid).collect();
     let truth = truth::read(&truth_path)
         .map_err(|e| Check::fail(&name, format!("cannot read the simulator's ground truth: {e:#}")))?;
-    Ok(Traced { pid, truth, seen })
+    Ok(Traced { pid, truth, seen, reordered })
 }
 
 fn events_check(prefix: &str, traced: &Traced, diffs: &[ThreadDiff]) -> Check {
