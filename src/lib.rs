@@ -9,6 +9,7 @@
 //! - [`events`]: the event model shared by ground truth, tracer output and reports;
 //! - [`report`]: reports computed from events (`-X importtime`, ...);
 //! - [`elf`]: reading SDT probe notes out of any ELF file;
+//! - [`smoke`]: `importprobe smoke`, the end-to-end check that tracing works here;
 //! - [`cli`]: the `importprobe` command line.
 
 // On DTrace platforms the probes come from the D provider definition; the
@@ -21,6 +22,7 @@ pub mod elf;
 pub mod events;
 pub mod report;
 pub mod simulator;
+pub mod smoke;
 pub mod tracer;
 pub mod workload;
 

@@ -64,6 +64,10 @@ pub struct RunArgs {
     /// process exit (bpftrace stops reading when the pid is gone).
     #[arg(long, value_name = "MS", default_value_t = 500)]
     pub exit_grace_ms: u64,
+    /// Self-test of `importprobe smoke`: corrupt the ground truth written
+    /// with --truth (drop one event or flip one found flag).
+    #[arg(long, hide = true, value_name = "HOW")]
+    pub tamper_truth: Option<crate::smoke::tamper::Tamper>,
 }
 
 impl Default for RunArgs {
@@ -81,6 +85,7 @@ impl Default for RunArgs {
             importtime: false,
             wait_for_tracer: None,
             exit_grace_ms: 500,
+            tamper_truth: None,
         }
     }
 }
@@ -150,6 +155,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let outputs = Outputs::new(truth, importtime);
     let summary = simulator::run(&w, &outputs);
     let events = outputs.finish().context("writing the simulator's outputs")?;
+    if let (Some(how), Some(path)) = (args.tamper_truth, &args.truth) {
+        crate::smoke::tamper::corrupt_file(path, how).context("tampering with the ground truth")?;
+    }
     if args.wait_for_tracer.is_some() {
         std::thread::sleep(Duration::from_millis(args.exit_grace_ms));
     }
