@@ -29,7 +29,6 @@
 //!   bpftrace is reported as [`StreamError::Lost`].
 
 use super::{EventKind, ImportEvent};
-use std::collections::HashMap;
 use std::io::BufRead;
 
 /// The first line of a stream.
@@ -72,6 +71,33 @@ pub fn parse(mut input: impl BufRead) -> Result<Vec<ImportEvent>, StreamError> {
     Parser { data: &data, pos: 0, line: 1 }.run()
 }
 
+/// Puts the events back in firing order and checks that no thread lost one.
+///
+/// bpftrace drains its per-CPU buffers one after another, so a thread that
+/// migrated between CPUs can appear out of order in the text (seen here:
+/// event 1 of a thread printed before its event 0). Each event carries its
+/// per-thread number, so the order is restored exactly; a number that is
+/// missing after that is a lost event, reported at the line of the event
+/// that follows the gap.
+fn in_firing_order(mut events: Vec<(ImportEvent, u64, usize)>) -> Result<Vec<ImportEvent>, StreamError> {
+    events.sort_by_key(|(ev, seq, _)| (ev.pid, ev.tid, *seq));
+    let mut expected = 0;
+    for (i, (ev, seq, line)) in events.iter().enumerate() {
+        let first_of_thread = i == 0 || (events[i - 1].0.pid, events[i - 1].0.tid) != (ev.pid, ev.tid);
+        if first_of_thread {
+            expected = 0;
+        }
+        if *seq != expected {
+            return Err(StreamError::SequenceGap { line: *line, tid: ev.tid, expected, got: *seq });
+        }
+        expected += 1;
+    }
+    // Across threads, the timestamps give the order; within a thread the
+    // numbers already did (the sort is stable).
+    events.sort_by_key(|(ev, _, _)| ev.ts_ns);
+    Ok(events.into_iter().map(|(ev, _, _)| ev).collect())
+}
+
 struct Parser<'a> {
     data: &'a [u8],
     pos: usize,
@@ -88,7 +114,6 @@ enum State {
 impl Parser<'_> {
     fn run(mut self) -> Result<Vec<ImportEvent>, StreamError> {
         let mut events = Vec::new();
-        let mut seqs: HashMap<(u32, u32), u64> = HashMap::new();
         let mut state = State::BeforeHeader;
         while self.pos < self.data.len() {
             let line = self.line;
@@ -99,12 +124,7 @@ impl Parser<'_> {
                     State::Events => {}
                 }
                 let (ev, seq) = self.event()?;
-                let expected = seqs.entry((ev.pid, ev.tid)).or_insert(0);
-                if seq != *expected {
-                    return Err(StreamError::SequenceGap { line, tid: ev.tid, expected: *expected, got: seq });
-                }
-                *expected += 1;
-                events.push(ev);
+                events.push((ev, seq, line));
                 continue;
             }
             let text = self.plain_line();
@@ -125,7 +145,7 @@ impl Parser<'_> {
             }
         }
         match state {
-            State::AfterTrailer => Ok(events),
+            State::AfterTrailer => in_firing_order(events),
             State::BeforeHeader if self.data.is_empty() => Err(StreamError::MissingHeader { line: 1 }),
             State::BeforeHeader => Err(StreamError::MissingHeader { line: self.line }),
             State::Events => Err(StreamError::MissingTrailer),
@@ -302,6 +322,20 @@ mod tests {
         let at = body.windows(4).position(|w| w == b" 1 2").unwrap();
         body[at + 1] = b'0';
         assert!(matches!(parse(&stream(&body)[..]), Err(StreamError::BadUtf8 { .. })));
+    }
+
+    #[test]
+    fn restores_the_order_of_a_thread_that_migrated_between_cpus() {
+        // bpftrace printed the done (from one CPU's buffer) before the start.
+        let body = [ev("done", "1", 0, 1, b"mod"), ev("start", "-", 0, 0, b"mod")].concat();
+        let events = parse(&stream(&body)[..]).unwrap();
+        assert_eq!(events.iter().map(|e| e.kind).collect::<Vec<_>>(), [EventKind::Start, EventKind::Done]);
+        // A number still missing after reordering is a lost event.
+        let body = [ev("done", "1", 0, 2, b"mod"), ev("start", "-", 0, 0, b"mod")].concat();
+        assert!(matches!(
+            parse(&stream(&body)[..]),
+            Err(StreamError::SequenceGap { line: 3, expected: 1, got: 2, .. })
+        ));
     }
 
     #[test]

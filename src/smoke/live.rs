@@ -56,8 +56,6 @@ struct Traced {
     pid: u32,
     truth: Vec<ImportEvent>,
     seen: Vec<ImportEvent>,
-    /// Some events came out of bpftrace out of order (see [`super::reorder`]).
-    reordered: bool,
 }
 
 /// The checks of one workload: trace, events, nesting, timing.
@@ -87,7 +85,6 @@ pub fn check(w: &Workload, opts: &LiveOptions) -> Vec<Check> {
         ),
     )
     .with_details([format!("ran {} under bpftrace -p with the bundled import-events script", describe(w, &opts.exe))])
-    .with_details(traced.reordered.then(|| super::reorder::NOTE.to_owned()))
     .timed(t)];
     let diffs = compare::compare(&traced.truth, &traced.seen);
     checks.push(events_check(&prefix, &traced, &diffs));
@@ -182,12 +179,12 @@ fn trace(w: &Workload, opts: &LiveOptions) -> Result<Traced, Check> {
             Check::fail(&name, format!("bpftrace failed ({})", bt_end.status.expect("ended"))).with_details(bt_errors)
         );
     }
-    let (seen, reordered) = super::reorder::parse(&bt_end.stdout[..])
+    let seen = crate::events::stream::parse(&bt_end.stdout[..])
         .map_err(|e| Check::fail(&name, format!("the event stream is broken: {e}")).with_details(bt_errors.clone()))?;
     let seen: Vec<ImportEvent> = seen.into_iter().filter(|e| e.pid == pid).collect();
     let truth = truth::read(&truth_path)
         .map_err(|e| Check::fail(&name, format!("cannot read the simulator's ground truth: {e:#}")))?;
-    Ok(Traced { pid, truth, seen, reordered })
+    Ok(Traced { pid, truth, seen })
 }
 
 fn events_check(prefix: &str, traced: &Traced, diffs: &[ThreadDiff]) -> Check {

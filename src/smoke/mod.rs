@@ -10,7 +10,6 @@ pub mod importtime;
 pub mod live;
 pub mod probes;
 pub mod python;
-pub mod reorder;
 pub mod report;
 pub mod session;
 pub mod tamper;

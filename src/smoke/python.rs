@@ -129,7 +129,6 @@ struct Run {
     pid: u32,
     events: Vec<ImportEvent>,
     importtime: Vec<ImportTimeLine>,
-    reordered: bool,
 }
 
 /// The live checks: trace, importtime, program, timing.
@@ -157,7 +156,6 @@ pub fn live_checks(opts: &PythonOptions) -> Vec<Check> {
             run.importtime.len()
         ),
     )
-    .with_details(run.reordered.then(|| super::reorder::NOTE.to_owned()))
     .timed(t);
     let main: Vec<&ImportEvent> = run.events.iter().filter(|e| e.tid == run.pid).collect();
     let dones: Vec<&ImportEvent> = main.iter().copied().filter(|e| e.kind == EventKind::Done).collect();
@@ -251,13 +249,13 @@ fn run(opts: &PythonOptions) -> Result<Run, Check> {
     let data = std::fs::read(&events_path).map_err(|e| {
         Check::fail(name, format!("bpftrace wrote no event stream ({e})")).with_details(complaints.clone())
     })?;
-    let (events, reordered) = super::reorder::parse(&data[..])
+    let events = crate::events::stream::parse(&data[..])
         .map_err(|e| Check::fail(name, format!("the event stream is broken: {e}")).with_details(complaints.clone()))?;
     let events: Vec<ImportEvent> = events.into_iter().filter(|e| e.pid == pid).collect();
     if events.is_empty() {
         return Err(Check::fail(name, format!("bpftrace saw no import of pid {pid}")).with_details(complaints));
     }
-    Ok(Run { pid, events, importtime, reordered })
+    Ok(Run { pid, events, importtime })
 }
 
 fn importtime_check(ops: &[Op], printed: &[(u32, &str)], traced: &[(u32, &str)]) -> Check {
