@@ -6,10 +6,13 @@
 //!   built-in scenarios, the demo application, the random generator);
 //! - [`simulator`]: CPython's import algorithm on real threads, firing the
 //!   `python:import__find__load__{start,done}` probes and recording ground truth;
+//! - `tracer`: running bpftrace with the bundled `scripts/` on a command or a
+//!   pid (preflight checks, launching targets stopped, Ctrl-C); Linux only;
 //! - [`events`]: the event model shared by ground truth, tracer output and reports;
-//! - [`report`]: reports computed from events (`-X importtime`, ...);
+//! - [`report`]: reports computed from events (`-X importtime`, folded stacks,
+//!   JSON, Chrome trace);
 //! - [`elf`]: reading SDT probe notes out of any ELF file;
-//! - [`smoke`]: `importprobe smoke`, the end-to-end check that tracing works here;
+//! - `smoke`: `importprobe smoke`, the end-to-end check that tracing works here; Linux only;
 //! - [`cli`]: the `importprobe` command line.
 
 // On DTrace platforms the probes come from the D provider definition; the
@@ -22,7 +25,11 @@ pub mod elf;
 pub mod events;
 pub mod report;
 pub mod simulator;
+// bpftrace, /proc and ptrace: the tracer and the smoke test are Linux-only
+// (on DTrace systems the scripts/*.d run under dtrace directly).
+#[cfg(target_os = "linux")]
 pub mod smoke;
+#[cfg(target_os = "linux")]
 pub mod tracer;
 pub mod workload;
 

@@ -1,10 +1,13 @@
 //! The command line: one file per subcommand, this one for the shape.
 
+#[cfg(target_os = "linux")]
 mod demo;
 mod probes;
 mod report;
 mod run;
+#[cfg(target_os = "linux")]
 mod smoke;
+#[cfg(target_os = "linux")]
 mod trace;
 
 use clap::{Parser, Subcommand};
@@ -27,9 +30,11 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Run(run::RunArgs),
+    #[cfg(target_os = "linux")]
     Trace(trace::TraceArgs),
     Report(report::ReportArgs),
     Probes(probes::ProbesArgs),
+    #[cfg(target_os = "linux")]
     Smoke(smoke::SmokeArgs),
 }
 
@@ -54,10 +59,17 @@ pub fn init_logging(verbose: u8) {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Some(Command::Run(args)) => run::run(args),
+        #[cfg(target_os = "linux")]
         Some(Command::Trace(args)) => trace::run(args),
         Some(Command::Report(args)) => report::run(args),
         Some(Command::Probes(args)) => probes::run(args),
+        #[cfg(target_os = "linux")]
         Some(Command::Smoke(args)) => smoke::run(args),
+        #[cfg(target_os = "linux")]
         None => demo::run(),
+        #[cfg(not(target_os = "linux"))]
+        None => run::default_demo(
+            "tracing through bpftrace needs Linux; on DTrace systems run scripts/*.d with dtrace -c 'importprobe run'",
+        ),
     }
 }

@@ -67,7 +67,7 @@ pub struct RunArgs {
     /// Self-test of `importprobe smoke`: corrupt the ground truth written
     /// with --truth (drop one event or flip one found flag).
     #[arg(long, hide = true, value_name = "HOW")]
-    pub tamper_truth: Option<crate::smoke::tamper::Tamper>,
+    pub tamper_truth: Option<crate::events::tamper::Tamper>,
 }
 
 impl Default for RunArgs {
@@ -156,7 +156,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let summary = simulator::run(&w, &outputs);
     let events = outputs.finish().context("writing the simulator's outputs")?;
     if let (Some(how), Some(path)) = (args.tamper_truth, &args.truth) {
-        crate::smoke::tamper::corrupt_file(path, how).context("tampering with the ground truth")?;
+        crate::events::tamper::corrupt_file(path, how).context("tampering with the ground truth")?;
     }
     if args.wait_for_tracer.is_some() {
         std::thread::sleep(Duration::from_millis(args.exit_grace_ms));

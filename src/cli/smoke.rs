@@ -1,7 +1,8 @@
 //! `importprobe smoke`: one command that tells a CI job or an operator
 //! whether USDT import tracing works on this host, end to end.
 
-use crate::smoke::{self, report, tamper::Tamper, timing::Limits, Verdict};
+use crate::events::tamper::Tamper;
+use crate::smoke::{self, report, timing::Limits, Verdict};
 use crate::UsageError;
 use clap::Args;
 use std::io::Write;

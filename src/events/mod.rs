@@ -3,6 +3,7 @@
 //! is parsed into it, and every report is computed from it.
 
 pub mod stream;
+pub mod tamper;
 pub mod truth;
 
 use serde::{Deserialize, Serialize};

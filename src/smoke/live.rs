@@ -9,8 +9,8 @@
 use super::check::{Check, Status};
 use super::compare::{self, ThreadDiff};
 use super::session::Session;
-use super::tamper::Tamper;
 use super::timing::{self, Limits};
+use crate::events::tamper::Tamper;
 use crate::events::{truth, ImportEvent};
 use crate::tracer::{runner, scripts};
 use std::path::{Path, PathBuf};

@@ -12,7 +12,6 @@ pub mod probes;
 pub mod python;
 pub mod report;
 pub mod session;
-pub mod tamper;
 pub mod timing;
 
 pub use check::{Check, Status, Verdict};
@@ -30,7 +29,7 @@ pub struct Options {
     /// Deadline of each live trace.
     pub timeout: Duration,
     /// Corrupt the simulator's ground truth (proves mismatches are caught).
-    pub tamper: Option<tamper::Tamper>,
+    pub tamper: Option<crate::events::tamper::Tamper>,
     pub limits: timing::Limits,
 }
 
