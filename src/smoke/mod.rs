@@ -6,7 +6,6 @@
 pub mod check;
 pub mod compare;
 pub mod environment;
-pub mod importtime;
 pub mod live;
 pub mod probes;
 pub mod python;

@@ -8,10 +8,10 @@
 
 use super::check::{Check, Status};
 use super::compare::{self, Op};
-use super::importtime::{self, ImportTimeLine};
 use super::session::Session;
 use super::timing::{self, Limits, PairDeviation};
 use crate::events::{EventKind, ImportEvent};
+use crate::report::importtime::{self, ImportTimeLine};
 use crate::tracer::{preflight, runner, scripts};
 use std::path::{Path, PathBuf};
 use std::process::Command;

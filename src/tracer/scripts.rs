@@ -18,50 +18,27 @@ pub struct BundledScript {
 /// The script `importprobe trace` runs unless told otherwise.
 pub const DEFAULT: &str = "import-tree";
 
+/// A script of `scripts/`: its bpftrace source and DTrace twin, by name.
+macro_rules! bundled {
+    ($name:literal, $summary:literal) => {
+        BundledScript {
+            name: $name,
+            summary: $summary,
+            bpftrace: include_str!(concat!("../../scripts/", $name, ".bt")),
+            dtrace: include_str!(concat!("../../scripts/", $name, ".d")),
+        }
+    };
+}
+
 /// Every bundled script, in `--list` order.
 pub const BUNDLED: &[BundledScript] = &[
-    BundledScript {
-        name: "import-tree",
-        summary: "the import tree per thread, like python -X importtime (children first, indented)",
-        bpftrace: include_str!("../../scripts/import-tree.bt"),
-        dtrace: include_str!("../../scripts/import-tree.d"),
-    },
-    BundledScript {
-        name: "import-latency",
-        summary: "every import with its cumulative and self time",
-        bpftrace: include_str!("../../scripts/import-latency.bt"),
-        dtrace: include_str!("../../scripts/import-latency.d"),
-    },
-    BundledScript {
-        name: "import-slowest",
-        summary: "the N slowest imports by cumulative and by self time (--param N, default 10)",
-        bpftrace: include_str!("../../scripts/import-slowest.bt"),
-        dtrace: include_str!("../../scripts/import-slowest.d"),
-    },
-    BundledScript {
-        name: "import-failed",
-        summary: "every failed import (not found, or its body raised) with the importers above it",
-        bpftrace: include_str!("../../scripts/import-failed.bt"),
-        dtrace: include_str!("../../scripts/import-failed.d"),
-    },
-    BundledScript {
-        name: "import-hist",
-        summary: "log2 histograms of import latency, found vs not found",
-        bpftrace: include_str!("../../scripts/import-hist.bt"),
-        dtrace: include_str!("../../scripts/import-hist.d"),
-    },
-    BundledScript {
-        name: "import-folded",
-        summary: "folded import stacks weighted by self time, for flame graphs",
-        bpftrace: include_str!("../../scripts/import-folded.bt"),
-        dtrace: include_str!("../../scripts/import-folded.d"),
-    },
-    BundledScript {
-        name: "import-events",
-        summary: "every probe firing as a raw event stream, the input of `importprobe report`",
-        bpftrace: include_str!("../../scripts/import-events.bt"),
-        dtrace: include_str!("../../scripts/import-events.d"),
-    },
+    bundled!("import-tree", "the import tree per thread, like python -X importtime (children first, indented)"),
+    bundled!("import-latency", "every import with its cumulative and self time"),
+    bundled!("import-slowest", "the N slowest imports by cumulative and by self time (--param N, default 10)"),
+    bundled!("import-failed", "every failed import (not found, or its body raised) with the importers above it"),
+    bundled!("import-hist", "log2 histograms of import latency, found vs not found"),
+    bundled!("import-folded", "folded import stacks weighted by self time, for flame graphs"),
+    bundled!("import-events", "every probe firing as a raw event stream, the input of `importprobe report`"),
 ];
 
 /// The bundled script called `name`.
