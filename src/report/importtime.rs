@@ -8,10 +8,10 @@
 //! (`Python/import.c`: `"import time: %9ld | %10ld | %*s%s\n"` with an
 //! indent of two spaces per nesting level; children come before parents.)
 
+use super::tree::ImportTree;
+
 /// The header CPython prints before the first line.
 pub const HEADER: &str = "import time: self [us] | cumulative | imported package\n";
-
-use super::tree::ImportTree;
 
 /// The whole `-X importtime` output of a trace: one line per finished
 /// import, in the order the imports finished (children before parents),
