@@ -34,11 +34,11 @@ impl<'a> Key<'a> {
 /// One step of an alignment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
-    /// expected[i] was seen as seen[j].
+    /// `expected[i]` was seen as `seen[j]`.
     Same(usize, usize),
-    /// expected[i] was not seen.
+    /// `expected[i]` was not seen.
     Missing(usize),
-    /// seen[j] was not expected.
+    /// `seen[j]` was not expected.
     Extra(usize),
 }
 
