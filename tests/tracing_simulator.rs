@@ -6,10 +6,8 @@
 //! Needs root, bpftrace and tracefs. Without them each test prints why and
 //! passes, unless IMPORTPROBE_REQUIRE_TRACING=1 (CI), where it fails.
 
-use importprobe::events::{truth, EventKind, ImportEvent};
+use importprobe::events::{EventKind, ImportEvent};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 
 /// The capture script of the reference traces, with timestamp and tid.
 const SCRIPT: &str = r#"
@@ -23,38 +21,15 @@ mod common;
 /// One traced event: (ts, tid, depth, kind, found, module).
 type Traced = (u64, u32, u32, EventKind, Option<bool>, String);
 
-/// Runs `importprobe run ARGS` under `bpftrace -p`, returns what bpftrace saw
-/// and the simulator's ground truth.
+/// Runs `importprobe run ARGS` under `bpftrace -p` with [`SCRIPT`], returns
+/// what bpftrace saw and the simulator's ground truth.
 fn trace(args: &[&str]) -> (Vec<Traced>, Vec<ImportEvent>) {
     let dir = tempfile::tempdir().unwrap();
-    let truth_path = dir.path().join("truth.jsonl");
-    let mut sim = Command::new(env!("CARGO_BIN_EXE_importprobe"))
-        .arg("run")
-        .args(args)
-        .args(["--wait-for-tracer=60", "--truth"])
-        .arg(&truth_path)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The simulator announces itself once it waits for the semaphore.
-    let mut stderr = BufReader::new(sim.stderr.take().unwrap());
-    let mut first = String::new();
-    stderr.read_line(&mut first).unwrap();
-    assert!(first.contains("waiting"), "unexpected simulator output: {first}");
-    let bt = Command::new("bpftrace")
-        .env("BPFTRACE_STRLEN", "200")
-        .args(["-p", &sim.id().to_string(), "-e", SCRIPT])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Read bpftrace's output while it runs: a full pipe would stall it and
-    // its perf buffers would overflow.
-    let out = bt.wait_with_output().unwrap();
-    let status = sim.wait().unwrap();
-    assert!(status.success(), "simulator failed: {status}");
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let stderr_bt = String::from_utf8_lossy(&out.stderr);
+    let script = dir.path().join("capture.bt");
+    std::fs::write(&script, SCRIPT).unwrap();
+    let run = common::trace_run(&script, args, 200, &[]);
+    let stdout = String::from_utf8(run.out).unwrap();
+    let stderr_bt = String::from_utf8_lossy(&run.err);
     assert!(!stderr_bt.contains("Lost") && !stdout.contains("Lost"), "bpftrace lost events: {stderr_bt}");
     let traced = stdout
         .lines()
@@ -69,7 +44,7 @@ fn trace(args: &[&str]) -> (Vec<Traced>, Vec<ImportEvent>) {
             (f[0].parse().unwrap(), f[1].parse().unwrap(), f[2].parse().unwrap(), kind, found, module)
         })
         .collect();
-    (traced, truth::read(&truth_path).unwrap())
+    (traced, run.truth)
 }
 
 /// Per thread, the (depth, kind, found, module) sequence.

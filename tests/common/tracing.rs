@@ -97,9 +97,11 @@ pub fn tracing_lock() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// One traced simulator run: the script's stdout and the ground truth.
+/// One traced simulator run: the script's output and the ground truth.
 pub struct Traced {
     pub out: Vec<u8>,
+    /// bpftrace's stderr.
+    pub err: Vec<u8>,
     pub truth: Vec<ImportEvent>,
 }
 
@@ -107,15 +109,31 @@ pub struct Traced {
 /// `bpftrace -p PID scripts/<script>` with `BPFTRACE_STRLEN=<strlen>`, and
 /// returns both results.
 pub fn trace_sim(script_name: &str, workload: &str, count: Option<usize>, strlen: u32, args: &[&str]) -> Traced {
+    let count = count.map(|n| n.to_string());
+    let mut run = vec!["--workload", workload];
+    if let Some(n) = &count {
+        run.extend(["--count", n]);
+    }
+    trace_run(&script(script_name), &run, strlen, args)
+}
+
+/// Runs `importprobe run RUN_ARGS` waiting for a tracer, attaches `bpftrace
+/// -p PID SCRIPT SCRIPT_ARGS`, and returns bpftrace's output with the
+/// simulator's ground truth. bpftrace's output is read while the simulator
+/// runs: a full pipe would stall bpftrace and overflow its buffers.
+pub fn trace_run(script: &Path, run_args: &[&str], strlen: u32, script_args: &[&str]) -> Traced {
     let _serial = tracing_lock();
     let dir = tempfile::tempdir().unwrap();
     let truth_path = dir.path().join("truth.jsonl");
-    let mut sim = Command::new(env!("CARGO_BIN_EXE_importprobe"));
-    sim.args(["run", "--workload", workload, "--wait-for-tracer=30", "--truth"]).arg(&truth_path);
-    if let Some(n) = count {
-        sim.args(["--count", &n.to_string()]);
-    }
-    let sim = sim.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn importprobe");
+    let sim = Command::new(env!("CARGO_BIN_EXE_importprobe"))
+        .arg("run")
+        .args(run_args)
+        .args(["--wait-for-tracer=30", "--truth"])
+        .arg(&truth_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn importprobe");
     let pid = sim.id();
     let tracer = Command::new("bpftrace")
         .env("BPFTRACE_STRLEN", strlen.to_string())
@@ -123,17 +141,19 @@ pub fn trace_sim(script_name: &str, workload: &str, count: Option<usize>, strlen
         .env("BPFTRACE_PERF_RB_PAGES", "4096")
         .arg("-p")
         .arg(pid.to_string())
-        .arg(script(script_name))
-        .args(args)
+        .arg(script)
+        .args(script_args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn bpftrace");
+    let what = format!("bpftrace {}", script.display());
+    let tracer = std::thread::spawn(move || finish(tracer, 60, &what));
     finish(sim, 60, "importprobe run");
-    let (out, _err) = finish(tracer, 60, &format!("bpftrace {script_name}"));
+    let (out, err) = tracer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
     let truth = importprobe::events::truth::read(&truth_path).expect("truth");
     assert!(!truth.is_empty(), "empty ground truth");
-    Traced { out, truth }
+    Traced { out, err, truth }
 }
 
 /// One start/done pair from the ground truth.
