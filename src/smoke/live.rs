@@ -128,9 +128,7 @@ fn trace(w: &Workload, opts: &LiveOptions) -> Result<Traced, Check> {
     let script = scripts::find("import-events").expect("bundled import-events script");
     let mut bt = Command::new(&opts.bpftrace);
     bt.arg("-p").arg(pid.to_string()).arg("-e").arg(script.bpftrace).args(scripts::positional_args(None, &[]));
-    if std::env::var_os("BPFTRACE_STRLEN").is_none() {
-        bt.env("BPFTRACE_STRLEN", runner::STRLEN);
-    }
+    runner::bpftrace_env(&mut bt);
     let bt = Session::spawn(&mut bt).map_err(|e| {
         Check::impossible(&name, format!("cannot run {}: {e}", opts.bpftrace.display()), "apt-get install -y bpftrace")
     })?;

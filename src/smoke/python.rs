@@ -208,9 +208,7 @@ fn run(opts: &PythonOptions) -> Result<Run, Check> {
         .arg("-e")
         .arg(script.bpftrace)
         .args(scripts::positional_args(Some(&object), &[]));
-    if std::env::var_os("BPFTRACE_STRLEN").is_none() {
-        bt.env("BPFTRACE_STRLEN", runner::STRLEN);
-    }
+    runner::bpftrace_env(&mut bt);
     let bt = Session::spawn(&mut bt).map_err(|e| {
         Check::impossible(name, format!("cannot run {}: {e}", opts.bpftrace.display()), "apt-get install -y bpftrace")
     })?;

@@ -145,6 +145,16 @@ pub fn is_noise(line: &str) -> bool {
     line.contains("couldn't set RLIMIT_MEMLOCK")
 }
 
+/// Sets bpftrace's string limit and ring buffer for the bundled scripts,
+/// unless the user's environment already chose them.
+pub fn bpftrace_env(cmd: &mut Command) {
+    for (var, value) in [("BPFTRACE_STRLEN", STRLEN), ("BPFTRACE_PERF_RB_PAGES", PERF_RB_PAGES)] {
+        if std::env::var_os(var).is_none() {
+            cmd.env(var, value);
+        }
+    }
+}
+
 /// Runs bpftrace on the target until it ends (target exit or Ctrl-C);
 /// bpftrace's stdout goes to `out`.
 pub fn trace(req: &TraceRequest, out: &mut (dyn Write + Send)) -> Result<TraceOutcome, TraceError> {
@@ -164,12 +174,7 @@ pub fn trace(req: &TraceRequest, out: &mut (dyn Write + Send)) -> Result<TraceOu
     let file = ScriptFile::write(&req.script_name, source)?;
     let mut cmd = Command::new(&req.bpftrace);
     cmd.arg("-p").arg(pid.to_string()).arg(file.path()).args(&req.args);
-    if std::env::var_os("BPFTRACE_STRLEN").is_none() {
-        cmd.env("BPFTRACE_STRLEN", STRLEN);
-    }
-    if std::env::var_os("BPFTRACE_PERF_RB_PAGES").is_none() {
-        cmd.env("BPFTRACE_PERF_RB_PAGES", PERF_RB_PAGES);
-    }
+    bpftrace_env(&mut cmd);
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
     tracing::debug!(?cmd, "starting bpftrace");
     let mut tracer = cmd
