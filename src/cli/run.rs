@@ -96,7 +96,6 @@ pub fn load_workload(args: &RunArgs) -> anyhow::Result<Workload> {
         return Err(UsageError(format!("--scale {} must be a non-negative number", args.scale)).into());
     }
     let costs = scenarios::Costs::default();
-    let costs = scenarios::Costs { find: costs.find.mul_f64(args.scale), exec: costs.exec.mul_f64(args.scale) };
     let w = match args.workload.as_str() {
         "demo" => workload::demo::build(),
         "random" => {
@@ -123,8 +122,7 @@ pub fn load_workload(args: &RunArgs) -> anyhow::Result<Workload> {
             scenarios::build(name, count, costs).expect("listed scenario")
         }
         path if Path::new(path).exists() => {
-            let w = workload::manifest::load(Path::new(path)).map_err(|e| UsageError(e.to_string()))?;
-            return Ok(if args.scale == 1.0 { w } else { w.scaled(args.scale) });
+            workload::manifest::load(Path::new(path)).map_err(|e| UsageError(e.to_string()))?
         }
         other => {
             return Err(UsageError(format!(
@@ -134,7 +132,7 @@ pub fn load_workload(args: &RunArgs) -> anyhow::Result<Workload> {
             .into())
         }
     };
-    Ok(if args.workload == "demo" && args.scale != 1.0 { w.scaled(args.scale) } else { w })
+    Ok(if args.scale == 1.0 { w } else { w.scaled(args.scale) })
 }
 
 /// `importprobe run`.
