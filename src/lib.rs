@@ -8,9 +8,10 @@
 //!   `python:import__find__load__{start,done}` probes and recording ground truth;
 //! - `tracer`: running bpftrace with the bundled `scripts/` on a command or a
 //!   pid (preflight checks, launching targets stopped, Ctrl-C); Linux only;
-//! - [`events`]: the event model shared by ground truth, tracer output and reports;
-//! - [`report`]: reports computed from events (`-X importtime`, folded stacks,
-//!   JSON, Chrome trace);
+//! - [`events`]: the event model: every source read into one recording,
+//!   paired into one import forest;
+//! - [`report`]: reports rendered from the forest (tree, folded stacks,
+//!   JSON, Chrome trace...);
 //! - [`elf`]: reading SDT probe notes out of any ELF file;
 //! - `smoke`: `importprobe smoke`, the end-to-end check that tracing works here; Linux only;
 //! - [`cli`]: the `importprobe` command line.
@@ -29,6 +30,9 @@ pub mod simulator;
 // (on DTrace systems the scripts/*.d run under dtrace directly).
 #[cfg(target_os = "linux")]
 pub mod smoke;
+#[doc(hidden)]
+#[cfg(target_os = "linux")]
+pub mod testing;
 #[cfg(target_os = "linux")]
 pub mod tracer;
 pub mod workload;

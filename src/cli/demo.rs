@@ -1,14 +1,17 @@
-//! `importprobe` with no arguments: trace the demo workload with the
-//! default script, as a first taste; when tracing is impossible, show the
+//! `importprobe` with no arguments: trace the demo workload, as a first
+//! taste, and print its import tree; when tracing is impossible, show the
 //! simulator's ground truth instead, with one line saying why.
 
 use super::run::default_demo;
+use super::trace::{collect_events, write_report, DEFAULT_MAX_IMPORTS};
+use crate::report::{self, Format};
+use crate::tracer::bpftrace::Bpftrace;
 use crate::tracer::preflight;
-use crate::tracer::runner::{self, Target, TraceRequest};
+use crate::tracer::runner::{Target, TraceRequest};
 use crate::tracer::scripts;
 use std::process::ExitCode;
 
-/// Runs the demo under the import-tree script.
+/// Traces the demo workload (`importprobe run`) the way `importprobe trace` does.
 pub fn run() -> anyhow::Result<ExitCode> {
     let exe = match std::env::current_exe() {
         Ok(exe) => exe,
@@ -16,24 +19,33 @@ pub fn run() -> anyhow::Result<ExitCode> {
     };
     let mut problems = preflight::check_environment();
     problems.extend(preflight::check_command(exe.as_os_str(), None));
-    if let Some(p) = problems.first() {
-        return default_demo(&format!(
-            "not tracing: {}; fix: {}. The simulator's ground truth (-X importtime) follows.",
-            p.what, p.fix
-        ));
-    }
-    let script = scripts::find(scripts::DEFAULT).expect("the default script is bundled");
+    let bpftrace = match (problems.first(), Bpftrace::locate()) {
+        (None, Ok(b)) => b,
+        (Some(p), _) => {
+            return default_demo(&format!(
+                "not tracing: {}; fix: {}. The simulator's ground truth (-X importtime) follows.",
+                p.what, p.fix
+            ))
+        }
+        (None, Err(e)) => return default_demo(&format!("not tracing: {e}; the simulator's ground truth follows")),
+    };
+    let script = scripts::find(scripts::COLLECTOR).expect("the collector is bundled");
     // Started stopped by the runner, so bpftrace sees the very first import.
     let target = Target::Command(vec![exe.into_os_string(), "run".into(), "--workload".into(), "demo".into()]);
-    let mut req = TraceRequest::new(script.name, script.bpftrace, target);
+    let mut req = TraceRequest::new(script.name, script.bpftrace, target.clone(), bpftrace);
     req.args = scripts::positional_args(None, &[]);
-    req.bpftrace = preflight::bpftrace_path().unwrap_or_else(|| "bpftrace".into());
-    eprintln!(
-        "importprobe: tracing the demo workload (`importprobe run`) with bpftrace and the {} script",
-        script.name
-    );
-    match runner::trace(&req, &mut std::io::stdout()) {
-        Ok(_) => Ok(ExitCode::SUCCESS),
-        Err(e) => default_demo(&format!("tracing failed ({e}); the simulator's ground truth (-X importtime) follows")),
+    req.max_map_keys = Some(DEFAULT_MAX_IMPORTS);
+    req.echo_stderr = true;
+    req.forward_signals = true;
+    eprintln!("importprobe: tracing the demo workload (`importprobe run`) with bpftrace");
+    match collect_events(req, &target, DEFAULT_MAX_IMPORTS, None) {
+        Ok((forest, _)) => {
+            write_report(&mut std::io::stdout(), &report::render(&forest, Format::Tree))?;
+            for line in forest.diagnostics() {
+                eprintln!("importprobe: {line}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => default_demo(&format!("tracing failed ({e:#}); the simulator's ground truth (-X importtime) follows")),
     }
 }

@@ -2,10 +2,11 @@
 //! file as an import tree, CPython's `-X importtime` lines, folded stacks,
 //! JSON lines or a Chrome trace.
 
-use crate::report::{chrome, folded, importtime, input, json, outline, tree::ImportTree};
+use crate::events::{forest::Forest, source};
+use crate::report::{render, Format};
 use crate::UsageError;
 use anyhow::Context;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,21 +25,6 @@ Input is detected: an importprobe-events v1 stream, or JSON lines from
 `importprobe run --truth`. Events that do not pair up (lost or corrupt) are
 reported on stderr and left out, never guessed; exit status 1 then.";
 
-/// Output formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// Imports indented by nesting, with cumulative and self microseconds.
-    Tree,
-    /// CPython's `-X importtime` stderr lines, byte for byte.
-    Importtime,
-    /// Flame graph folded stacks, weighted by self microseconds.
-    Folded,
-    /// One JSON object per import (times in ns, found, tid, parents).
-    Json,
-    /// Chrome trace event format (chrome://tracing, Perfetto, speedscope).
-    Chrome,
-}
-
 /// Render recorded import events (a stream from the import-events script,
 /// or a ground-truth file) as a report.
 #[derive(Debug, Args)]
@@ -52,17 +38,6 @@ pub struct ReportArgs {
     pub file: Option<PathBuf>,
 }
 
-/// Renders a tree in one format.
-pub fn render(tree: &ImportTree, format: Format) -> String {
-    match format {
-        Format::Tree => outline::render(tree),
-        Format::Importtime => importtime::render(tree),
-        Format::Folded => folded::render(tree),
-        Format::Json => json::render(tree),
-        Format::Chrome => chrome::render(tree),
-    }
-}
-
 /// `importprobe report`.
 pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let (name, data) = match args.file.as_deref() {
@@ -73,19 +48,19 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
             std::fs::read(p).map_err(|e| UsageError(format!("cannot read {}: {e}", p.display())))?,
         ),
     };
-    let (kind, events) = input::parse(&data).with_context(|| format!("in {name}"))?;
-    tracing::info!(?kind, events = events.len(), "read events");
-    let tree = ImportTree::build(&events);
-    for a in &tree.anomalies {
-        eprintln!("importprobe: {name}: {a}");
+    let rec = source::load(&data).with_context(|| format!("in {name}"))?;
+    tracing::info!(origin = ?rec.origin, events = rec.events.len(), "read events");
+    let forest = Forest::build(&rec);
+    for line in forest.diagnostics() {
+        eprintln!("importprobe: {name}: {line}");
     }
-    let text = render(&tree, args.format);
+    let text = render(&forest, args.format);
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e).context("writing the report"),
         _ => {}
     }
-    Ok(if tree.is_corrupt() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if forest.is_corrupt() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
 fn read_stdin() -> anyhow::Result<Vec<u8>> {

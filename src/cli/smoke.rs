@@ -2,7 +2,7 @@
 //! whether USDT import tracing works on this host, end to end.
 
 use crate::events::tamper::Tamper;
-use crate::smoke::{self, report, timing::Limits, Verdict};
+use crate::smoke::{self, report, Verdict};
 use crate::UsageError;
 use clap::Args;
 use std::io::Write;
@@ -62,7 +62,7 @@ pub fn run(args: SmokeArgs) -> anyhow::Result<ExitCode> {
         python: args.python,
         timeout: Duration::from_secs(args.timeout),
         tamper: args.tamper_truth,
-        limits: Limits::default(),
+        tolerance: crate::events::tolerance::Tolerance::default(),
     };
     let checks = smoke::run(&opts);
     if let Some(path) = &args.junit {

@@ -1,49 +1,70 @@
-//! `importprobe trace`: run a bundled (or your own) bpftrace script on a
-//! command it starts, or on a running process, and print the report.
+//! `importprobe trace`: trace a command it starts, or a running process.
+//!
+//! By default every probe firing is kept in kernel maps by the bundled
+//! `import-capture` script (one map update per event, printed at the end:
+//! the cheapest collection bpftrace allows), read into the event model and
+//! rendered here, so module names can never break the output. `--script`
+//! runs a bundled script instead and prints what it prints.
 
+use crate::events::forest::Forest;
+use crate::events::{capture, stream, ProcessInfo, Recording};
+use crate::report::{self, Format};
+use crate::tracer::bpftrace::Bpftrace;
 use crate::tracer::preflight::{self, Problem};
-use crate::tracer::runner::{self, Target, TraceRequest};
+use crate::tracer::runner::{self, Target, TraceOutcome, TraceRequest};
 use crate::tracer::scripts;
 use crate::UsageError;
+use anyhow::Context;
 use clap::Args;
 use std::ffi::OsString;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 const EXAMPLES: &str = "\
 Examples:
   importprobe trace -- /usr/bin/python3.11 -c 'import json'      # import tree of a command
-  importprobe trace --script import-slowest --param 5 -- /usr/bin/python3.11 -m json.tool --help
-  importprobe trace --script import-failed -- /usr/bin/python3.11 -S app.py
+  importprobe trace --format chrome -o imports.json -- /usr/bin/python3.11 app.py
+  importprobe trace --save-events ev.txt -- /usr/bin/python3.11 app.py
   importprobe trace --pid 1234                                   # a running process; Ctrl-C ends it
-  importprobe trace --script import-events -o ev.txt -- /usr/bin/python3.11 app.py
-  importprobe report --format importtime ev.txt
+  importprobe trace --script import-slowest --param 5 -- /usr/bin/python3.11 -m json.tool --help
   importprobe trace --binary /opt/py/lib/libpython3.11.so.1.0 -- ./embedding-app
   importprobe trace --list
 
-The command is started directly (no shell, arguments as given), held stopped
-after the dynamic loader until bpftrace is attached, so even the interpreter's
-first import is seen; a libpython it is linked against is found by itself.
-Ctrl-C stops tracing and prints the report so far; a --pid target keeps
-running. Needs root and bpftrace.";
+The command follows `--`. It is started directly (no shell, arguments as
+given), held stopped after the dynamic loader until bpftrace is attached, so
+even the interpreter's first import is seen; a libpython it is linked
+against is found by itself. Ctrl-C stops tracing and prints the report so
+far; a --pid target keeps running. Needs root and bpftrace.";
 
 /// Trace the imports of a command (started by importprobe) or of a running
-/// process with a bundled bpftrace script, and print its report.
+/// process, and print the import tree (or any report format).
 #[derive(Debug, Args)]
 #[command(after_help = EXAMPLES)]
 pub struct TraceArgs {
-    /// A bundled script (see --list).
-    #[arg(short, long, value_name = "NAME", conflicts_with = "script_file")]
+    /// Run a bundled script (see --list) and print its own output, instead
+    /// of collecting events and rendering a report.
+    #[arg(short, long, value_name = "NAME", conflicts_with_all = ["script_file", "format", "save_events"])]
     pub script: Option<String>,
-    /// Your own bpftrace script instead of a bundled one.
-    #[arg(long, value_name = "FILE")]
+    /// Run your own bpftrace script and print its output.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["format", "save_events"])]
     pub script_file: Option<PathBuf>,
     /// A parameter for the script, repeatable, e.g. N for import-slowest.
     /// Bundled scripts get them as $2, $3, ... ($1 is --binary); your own
     /// script as $1, $2, ...
     #[arg(long = "param", value_name = "VALUE")]
     pub params: Vec<String>,
+    /// The report to render from the collected events.
+    #[arg(short, long, value_enum, default_value_t = Format::Tree)]
+    pub format: Format,
+    /// Also keep the raw events (an importprobe-events stream) in FILE,
+    /// for `importprobe report` later.
+    #[arg(long, value_name = "FILE")]
+    pub save_events: Option<PathBuf>,
+    /// How many imports the kernel maps can hold; more are reported as
+    /// dropped, never silently lost.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_IMPORTS)]
+    pub max_imports: usize,
     /// The object carrying the probes, when importprobe does not find it by
     /// itself (a libpython in an unusual place). It must be mapped when the
     /// program starts (linked, not dlopened). Bundled scripts get it as $1;
@@ -60,18 +81,24 @@ pub struct TraceArgs {
     /// List the bundled scripts and exit.
     #[arg(long, exclusive = true)]
     pub list: bool,
-    /// The command to start and trace, with its arguments (passed as they
-    /// are, never through a shell).
-    #[arg(value_name = "COMMAND", trailing_var_arg = true, allow_hyphen_values = true)]
+    /// The command to start and trace, with its arguments, after `--`
+    /// (passed as they are, never through a shell).
+    #[arg(value_name = "COMMAND", last = true)]
     pub command: Vec<OsString>,
 }
+
+/// Imports the capture maps hold by default: a large application starts
+/// 1,000 to 3,000; each costs about 250 bytes of kernel memory.
+pub const DEFAULT_MAX_IMPORTS: usize = 65_536;
 
 /// `importprobe trace`.
 pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
     if args.list {
         return list();
     }
-    let (script_name, source, script_args) = script_source(&args)?;
+    if args.max_imports == 0 {
+        return Err(UsageError("--max-imports must be at least 1".into()).into());
+    }
     let target = match (args.pid, args.command.is_empty()) {
         (Some(pid), _) => Target::Pid(pid),
         (None, false) => Target::Command(args.command.clone()),
@@ -79,6 +106,8 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
             return Err(UsageError("nothing to trace: give --pid PID or a command after `--`".into()).into())
         }
     };
+    let collect = args.script.is_none() && args.script_file.is_none();
+    let (script_name, source, script_args) = script_source(&args)?;
     let mut problems = preflight::check_environment();
     if !runner::probes_used(&source).is_empty() {
         let binary = args.binary.as_deref();
@@ -91,20 +120,82 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
         print_problems(&problems);
         return Ok(ExitCode::from(2));
     }
-    let mut req = TraceRequest::new(script_name, source, target);
+    let bpftrace = Bpftrace::locate().map_err(|e| UsageError(e.to_string()))?;
+    let mut req = TraceRequest::new(script_name, source, target.clone(), bpftrace);
     req.args = script_args;
-    req.bpftrace = preflight::bpftrace_path().unwrap_or_else(|| "bpftrace".into());
-    let mut out: Box<dyn Write + Send> = match &args.output {
+    req.echo_stderr = true;
+    req.forward_signals = true;
+    let mut out = open_output(args.output.as_deref())?;
+    if !collect {
+        let outcome = runner::trace(req, &mut *out)?;
+        report_command(&outcome);
+        return Ok(ExitCode::SUCCESS);
+    }
+    req.max_map_keys = Some(args.max_imports);
+    let (forest, outcome) =
+        collect_events(req, &target, args.max_imports, args.save_events.as_deref())?;
+    let text = report::render(&forest, args.format);
+    write_report(&mut *out, &text)?;
+    for line in forest.diagnostics() {
+        eprintln!("importprobe: {line}");
+    }
+    report_command(&outcome);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the capture collector, reads its dump into the event model (with
+/// the traced command named), keeps the raw events if asked, and pairs them.
+pub fn collect_events(
+    req: TraceRequest,
+    target: &Target,
+    max_imports: usize,
+    save: Option<&Path>,
+) -> anyhow::Result<(Forest, TraceOutcome)> {
+    let mut dump = Vec::new();
+    let outcome = runner::trace(req, &mut dump)?;
+    let mut rec: Recording = capture::parse(&dump).context("reading the capture bpftrace printed")?;
+    capture::check_limit(&mut rec, max_imports);
+    rec.processes.push(ProcessInfo { pid: outcome.pid, ppid: None, command: command_line(target, outcome.pid) });
+    if let Some(path) = save {
+        let mut f = std::io::BufWriter::new(
+            std::fs::File::create(path).map_err(|e| UsageError(format!("cannot create {}: {e}", path.display())))?,
+        );
+        stream::write(&rec, &mut f).and_then(|_| f.flush()).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok((Forest::build(&rec), outcome))
+}
+
+/// The traced command as people read it.
+fn command_line(target: &Target, pid: u32) -> String {
+    match target {
+        Target::Command(argv) => argv.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" "),
+        Target::Pid(_) => std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|b| b.split(|&c| c == 0).filter(|a| !a.is_empty()).map(String::from_utf8_lossy).collect::<Vec<_>>().join(" "))
+            .unwrap_or_default(),
+    }
+}
+
+fn open_output(path: Option<&Path>) -> anyhow::Result<Box<dyn Write + Send>> {
+    Ok(match path {
         Some(path) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(path).map_err(|e| UsageError(format!("cannot create {}: {e}", path.display())))?,
         )),
         None => Box::new(std::io::stdout()),
-    };
-    let outcome = runner::trace(&req, &mut *out)?;
+    })
+}
+
+/// Writes a report; a closed pipe (`| head`) is not an error.
+pub fn write_report(out: &mut dyn Write, text: &str) -> anyhow::Result<()> {
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("writing the report"),
+        _ => Ok(()),
+    }
+}
+
+fn report_command(outcome: &TraceOutcome) {
     if let Some(status) = outcome.command.filter(|s| !s.success()) {
         eprintln!("importprobe: the traced command exited with {status}");
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// One line per problem on stderr, each with its fix.
@@ -125,7 +216,7 @@ fn script_source(args: &TraceArgs) -> anyhow::Result<(String, String, Vec<String
         };
         return Ok((path.display().to_string(), source, args.params.clone()));
     }
-    let name = args.script.as_deref().unwrap_or(scripts::DEFAULT);
+    let name = args.script.as_deref().unwrap_or(scripts::COLLECTOR);
     let script = scripts::find(name).ok_or_else(|| {
         UsageError(format!(
             "no bundled script {name:?} (bundled: {}; or --script-file FILE)",

@@ -44,12 +44,16 @@ pub fn corrupt(events: &mut Vec<ImportEvent>, how: Tamper) -> bool {
 
 /// Rewrites a ground-truth file with one event corrupted.
 pub fn corrupt_file(path: &Path, how: Tamper) -> anyhow::Result<()> {
-    let mut events = truth::read(path)?;
-    if !corrupt(&mut events, how) {
+    let mut rec = truth::read(path)?;
+    if !corrupt(&mut rec.events, how) {
         anyhow::bail!("nothing to tamper with in {}", path.display());
     }
     let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
-    for e in &events {
+    for p in &rec.processes {
+        serde_json::to_writer(&mut out, &truth::TruthLine::Process { process: p.clone() })?;
+        out.write_all(b"\n")?;
+    }
+    for e in &rec.events {
         serde_json::to_writer(&mut out, e)?;
         out.write_all(b"\n")?;
     }
@@ -62,7 +66,7 @@ mod tests {
     use super::*;
 
     fn ev(kind: EventKind, module: &str, found: Option<bool>) -> ImportEvent {
-        ImportEvent { ts_ns: 1, pid: 1, tid: 1, depth: 0, kind, module: module.into(), found, truncated: false }
+        ImportEvent { kind, found, ..ImportEvent::start(1, 1, 1, 0, module) }
     }
 
     #[test]

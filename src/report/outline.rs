@@ -1,6 +1,6 @@
 //! The `tree` format: imports in the order they started, indented by
 //! nesting, with cumulative and self time, failures marked. One block per
-//! thread when there are several.
+//! thread (and process) when there are several.
 //!
 //! ```text
 //!   cum [us]  self [us]  module
@@ -10,45 +10,43 @@
 //!          1          1  nope  [failed]
 //! ```
 
-use super::tree::ImportTree;
-use std::collections::BTreeSet;
+use crate::events::forest::{Forest, ImportState};
 use std::fmt::Write;
 
 /// The column header.
 pub const HEADER: &str = "  cum [us]  self [us]  module\n";
 
 /// Renders the outline (empty without imports).
-pub fn render(tree: &ImportTree) -> String {
-    if tree.imports.is_empty() {
+pub fn render(forest: &Forest) -> String {
+    if forest.imports.is_empty() {
         return String::new();
     }
-    let threads: BTreeSet<(u32, u32)> = tree.imports.iter().map(|i| (i.pid, i.tid)).collect();
+    let threads = forest.threads();
     let mut out = String::from(HEADER);
-    let mut stack: Vec<usize> = Vec::new();
     for &(pid, tid) in &threads {
         if threads.len() > 1 {
             let _ = writeln!(out, "thread {tid} (pid {pid}):");
         }
-        stack.extend(tree.roots.iter().rev().filter(|&&r| (tree.imports[r].pid, tree.imports[r].tid) == (pid, tid)));
-        while let Some(id) = stack.pop() {
-            let imp = &tree.imports[id];
-            let us = |ns: Option<u64>| ns.map_or("-".to_owned(), |n| n.div_ceil(1000).to_string());
-            let mark = match imp.found {
-                Some(true) => "",
-                Some(false) => "  [failed]",
-                None => "  [unfinished]",
+        for id in forest.preorder(pid, tid) {
+            let imp = &forest.imports[id];
+            let mark = match (imp.state, imp.found) {
+                (ImportState::Unfinished, _) => "  [unfinished]",
+                (ImportState::Cached, _) => "  [cached]",
+                (ImportState::BegunBeforeTrace, Some(false)) => "  [failed, begun before the trace]",
+                (ImportState::BegunBeforeTrace, _) => "  [begun before the trace]",
+                (_, Some(false)) => "  [failed]",
+                _ => "",
             };
+            let us = |ns: u64| ns.div_ceil(1000).to_string();
             let _ = writeln!(
                 out,
-                "{:>10} {:>10}  {:indent$}{}{}{mark}",
-                us(imp.cumulative_ns()),
-                us(tree.self_ns(id)),
+                "{:>10} {:>10}  {:indent$}{}{mark}",
+                us(forest.cumulative_ns(id)),
+                us(forest.self_ns(id)),
                 "",
-                imp.module.escape_debug(),
-                if imp.truncated { "..." } else { "" },
+                imp.display_name(),
                 indent = imp.depth as usize * 2
             );
-            stack.extend(imp.children.iter().rev());
         }
     }
     out
@@ -57,11 +55,11 @@ pub fn render(tree: &ImportTree) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::tree::tests::{package_and_failure, s, two_threads};
+    use crate::events::forest::tests::{forest, package_and_failure, s, two_threads};
 
     #[test]
     fn indents_by_nesting_in_start_order() {
-        let text = render(&ImportTree::build(&package_and_failure()));
+        let text = render(&forest(package_and_failure()));
         assert_eq!(
             text,
             format!(
@@ -76,13 +74,13 @@ mod tests {
 
     #[test]
     fn one_block_per_thread_and_unfinished_marked() {
-        let text = render(&ImportTree::build(&two_threads()));
+        let text = render(&forest(two_threads()));
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[1], "thread 1 (pid 1):");
         assert!(lines[3].ends_with("    x.sub"), "{text}");
         assert_eq!(lines[4], "thread 2 (pid 1):");
         assert!(lines[5].ends_with("  y  [failed]"), "{text}");
-        let open = render(&ImportTree::build(&[s(5, 1, 0, "new\nline")]));
-        assert!(open.ends_with("         -          -  new\\nline  [unfinished]\n"), "{open}");
+        let open = render(&forest(vec![s(5, 1, 0, "new\nline")]));
+        assert!(open.ends_with("         0          0  new\\nline  [unfinished]\n"), "{open}");
     }
 }

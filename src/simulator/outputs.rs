@@ -1,7 +1,7 @@
 //! Where the simulator reports what it did: the ground-truth event log
 //! (`--truth`) and CPython's `-X importtime` lines (`--importtime`).
 
-use crate::events::{EventKind, ImportEvent};
+use crate::events::{importtime, EventKind, ImportEvent, NameState};
 use crate::workload::{ModId, Workload};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -43,7 +43,7 @@ impl Outputs {
                 kind: if found.is_some() { EventKind::Done } else { EventKind::Start },
                 module: w.name(m).into_owned(),
                 found,
-                truncated: false,
+                name: NameState::Full,
             };
             let mut out = sink.lock().unwrap_or_else(|p| p.into_inner());
             let res =
@@ -60,10 +60,9 @@ impl Outputs {
         let mut out = sink.lock().unwrap_or_else(|p| p.into_inner());
         let mut res = Ok(());
         if !self.header_written.swap(true, Ordering::Relaxed) {
-            res = out.write_all(crate::report::importtime::HEADER.as_bytes());
+            res = out.write_all(importtime::HEADER.as_bytes());
         }
-        let line =
-            crate::report::importtime::line(self_ns.div_ceil(1000), cum_ns.div_ceil(1000), level as usize, &w.name(m));
+        let line = importtime::line(self_ns.div_ceil(1000), cum_ns.div_ceil(1000), level as usize, &w.name(m));
         self.keep_error(res.and_then(|_| out.write_all(line.as_bytes())));
     }
 

@@ -112,19 +112,10 @@ fn tracefs(problem: Option<&Problem>) -> Check {
 fn bpftrace(problem: Option<&Problem>) -> Check {
     let t = Instant::now();
     let name = "environment/bpftrace";
-    let missing =
-        || Check::impossible(name, "bpftrace is not installed (not found in PATH)", "apt-get install -y bpftrace");
-    let check = match (problem, preflight::bpftrace_path()) {
+    let check = match (problem, crate::tracer::bpftrace::Bpftrace::locate()) {
         (Some(p), _) => Check::impossible(name, &p.what, &p.fix),
-        (None, None) => missing(),
-        (None, Some(path)) => match preflight::bpftrace_version() {
-            Some(v) => Check::pass(name, format!("bpftrace {v} at {}", path.display())),
-            None => Check::impossible(
-                name,
-                format!("{} does not run (`bpftrace --version` failed)", path.display()),
-                "apt-get install --reinstall -y bpftrace",
-            ),
-        },
+        (None, Ok(b)) => Check::pass(name, format!("bpftrace {} at {}", b.version, b.path.display())),
+        (None, Err(e)) => Check::impossible(name, e.to_string(), "apt-get install --reinstall -y bpftrace"),
     };
     check.timed(t)
 }

@@ -1,27 +1,18 @@
-//! Step 3: trace a built-in simulator workload for real and hold every
+//! Step 3: trace built-in simulator workloads for real, with the collector
+//! `importprobe trace` uses by default (`import-capture`), and hold every
 //! traced event against the ground truth the simulator wrote.
-//!
-//! The simulator (`importprobe run --wait-for-tracer`) blocks before its
-//! first import until a tracer's uprobes are in place; bpftrace attaches
-//! with `-p` and streams the bundled `import-events` script's output, which
-//! is read while it runs ([`super::session`]).
 
 use super::check::{Check, Status};
-use super::compare::{self, ThreadDiff};
-use super::session::Session;
-use super::timing::{self, Limits};
+use crate::events::compare::{self, ThreadDiff};
+use crate::events::forest::Forest;
 use crate::events::tamper::Tamper;
-use crate::events::{truth, ImportEvent};
-use crate::tracer::{runner, scripts};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use crate::events::tolerance::{self, Judge, PairFacts, Tolerance};
+use crate::events::{capture, Recording};
+use crate::tracer::bpftrace::Bpftrace;
+use crate::tracer::scripts;
+use crate::tracer::simulated::{self, SimulatedRun};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
-
-/// How long the simulator waits for bpftrace to attach.
-pub const WAIT_FOR_TRACER_SECS: u32 = 20;
-
-/// How long bpftrace may take to notice the traced process ended.
-pub const DRAIN: Duration = Duration::from_secs(5);
 
 /// A built-in workload to trace.
 #[derive(Debug, Clone, Copy)]
@@ -44,18 +35,18 @@ pub const WORKLOADS: &[Workload] = &[
 pub struct LiveOptions {
     /// importprobe itself (runs the simulator).
     pub exe: PathBuf,
-    pub bpftrace: PathBuf,
-    /// Overall deadline of one workload's trace.
+    pub bpftrace: Bpftrace,
+    /// Deadline of one workload's trace.
     pub timeout: Duration,
     pub tamper: Option<Tamper>,
-    pub limits: Limits,
+    pub tolerance: Tolerance,
 }
 
 /// What one traced run produced.
 struct Traced {
     pid: u32,
-    truth: Vec<ImportEvent>,
-    seen: Vec<ImportEvent>,
+    truth: Recording,
+    seen: Recording,
 }
 
 /// The checks of one workload: trace, events, nesting, timing.
@@ -75,114 +66,59 @@ pub fn check(w: &Workload, opts: &LiveOptions) -> Vec<Check> {
             ];
         }
     };
-    let threads = compare::by_thread(&traced.seen).len();
+    let threads = compare::by_thread(&traced.seen.events).len();
     let mut checks = vec![Check::pass(
         format!("{prefix}/trace"),
         format!(
-            "bpftrace -p {} streamed {} events from {threads} thread(s); stream complete, no event lost",
+            "bpftrace {} captured {} events from {threads} thread(s) of pid {} in kernel maps; dump complete",
+            opts.bpftrace.version,
+            traced.seen.events.len(),
             traced.pid,
-            traced.seen.len()
         ),
     )
-    .with_details([format!("ran {} under bpftrace -p with the bundled import-events script", describe(w, &opts.exe))])
+    .with_details([format!("ran `importprobe run {}` under the bundled import-capture script", w.args.join(" "))])
     .timed(t)];
-    let diffs = compare::compare(&traced.truth, &traced.seen);
+    let diffs = compare::compare(&traced.truth.events, &traced.seen.events);
     checks.push(events_check(&prefix, &traced, &diffs));
-    checks.push(nesting_check(&prefix, &diffs));
-    checks.push(timing_check(&prefix, &diffs, &opts.limits));
+    checks.push(nesting_check(&prefix, &traced.seen));
+    checks.push(timing_check(&prefix, &diffs, &traced, &opts.tolerance));
     checks
 }
 
 fn trace(w: &Workload, opts: &LiveOptions) -> Result<Traced, Check> {
     let name = format!("live/{}/trace", w.name);
-    let deadline = Instant::now() + opts.timeout;
-    let dir = tempfile::Builder::new()
-        .prefix("importprobe-smoke-")
-        .tempdir()
-        .map_err(|e| Check::impossible(&name, format!("cannot create a temporary directory: {e}"), "set TMPDIR"))?;
-    let truth_path = dir.path().join("truth.jsonl");
-    let mut sim = Command::new(&opts.exe);
-    sim.arg("run")
-        .args(w.args)
-        .arg(format!("--wait-for-tracer={WAIT_FOR_TRACER_SECS}"))
-        .arg("--truth")
-        .arg(&truth_path);
+    let script = scripts::find("import-capture").expect("bundled import-capture script");
+    let mut args: Vec<&str> = w.args.to_vec();
     if let Some(how) = opts.tamper {
-        sim.args(["--tamper-truth", how.as_str()]);
+        args.extend(["--tamper-truth", how.as_str()]);
     }
-    let mut sim = Session::spawn(&mut sim).map_err(|e| {
-        Check::impossible(&name, format!("cannot run {}: {e}", opts.exe.display()), "check the importprobe binary")
+    let run = SimulatedRun {
+        exe: &opts.exe,
+        run_args: &args,
+        script,
+        params: &[],
+        deadline: opts.timeout,
+        max_map_keys: Some(100_000),
+    };
+    let traced = simulated::trace(&opts.bpftrace, &run).map_err(|e| {
+        let details = match &e {
+            simulated::SimulatedError::Trace(t) => t.stderr().to_vec(),
+            _ => Vec::new(),
+        };
+        Check::impossible(&name, format!("{e}"), "run `importprobe trace -- importprobe run --workload refpkg` to see why")
+            .with_details(details)
     })?;
-    // The simulator says when it waits for the tracer.
-    let waiting = std::iter::from_fn(|| sim.next_stderr_line(deadline)).find(|l| l.contains("waiting"));
-    if waiting.is_none() {
-        let end = sim.wait(Instant::now()).map_err(|e| Check::fail(&name, e.to_string()))?;
-        return Err(Check::impossible(
-            &name,
-            "the simulator did not start waiting for a tracer",
-            "run `importprobe run --workload refpkg --wait-for-tracer` to see why",
-        )
-        .with_details(end.stderr));
+    if traced.outcome.timed_out {
+        return Err(Check::fail(&name, format!("the traced simulator did not finish within {:?}", opts.timeout))
+            .with_details(traced.outcome.stderr));
     }
-    let pid = sim.pid();
-    let script = scripts::find("import-events").expect("bundled import-events script");
-    let mut bt = Command::new(&opts.bpftrace);
-    bt.arg("-p").arg(pid.to_string()).arg("-e").arg(script.bpftrace).args(scripts::positional_args(None, &[]));
-    runner::bpftrace_env(&mut bt);
-    let bt = Session::spawn(&mut bt).map_err(|e| {
-        Check::impossible(&name, format!("cannot run {}: {e}", opts.bpftrace.display()), "apt-get install -y bpftrace")
+    let seen = capture::parse(&traced.output).map_err(|e| {
+        Check::fail(&name, format!("the capture is broken: {e}")).with_details(traced.outcome.stderr.clone())
     })?;
-    let sim_end = sim.wait(deadline).map_err(|e| Check::fail(&name, e.to_string()))?;
-    // bpftrace ends when its pid does; with the simulator killed, at once.
-    let drain = if sim_end.timed_out() { Duration::ZERO } else { DRAIN };
-    let bt_end = bt.wait(Instant::now() + drain).map_err(|e| Check::fail(&name, e.to_string()))?;
-    let bt_errors: Vec<String> = bt_end.stderr.iter().filter(|l| !runner::is_noise(l)).cloned().collect();
-    if sim_end.timed_out() {
-        // The simulator creates its truth file once the tracer is in place:
-        // without it, bpftrace never attached; with it, the workload hung.
-        let what = format!("killed after {:?}", opts.timeout);
-        return Err(if truth_path.exists() {
-            Check::fail(&name, format!("the traced simulator did not finish ({what})")).with_details(bt_errors)
-        } else {
-            Check::impossible(
-                &name,
-                format!("bpftrace did not attach to pid {pid} ({what}, with bpftrace)"),
-                "run `bpftrace -p PID -e 'usdt::python:import__find__load__start {}'` by hand to see why",
-            )
-            .with_details(bt_errors)
-        });
-    }
-    if !sim_end.success() && !truth_path.exists() {
-        // It gives up when no tracer attaches: bpftrace could not trace it.
-        // (With a truth file it did attach; a failing workload is compared
-        // like any other.)
-        let mut details = sim_end.stderr.clone();
-        details.extend(bt_errors.iter().map(|l| format!("bpftrace: {l}")));
-        return Err(Check::impossible(
-            &name,
-            format!("bpftrace did not attach to pid {pid} within {WAIT_FOR_TRACER_SECS} s"),
-            "run `bpftrace -p PID -e 'usdt::python:import__find__load__start {}'` by hand to see why",
-        )
-        .with_details(details));
-    }
-    if bt_end.timed_out() {
-        return Err(Check::fail(
-            &name,
-            format!("bpftrace did not exit within {DRAIN:?} after pid {pid} ended; interrupted"),
-        )
-        .with_details(bt_errors));
-    }
-    if !bt_end.success() {
-        return Err(
-            Check::fail(&name, format!("bpftrace failed ({})", bt_end.status.expect("ended"))).with_details(bt_errors)
-        );
-    }
-    let seen = crate::events::stream::parse(&bt_end.stdout[..])
-        .map_err(|e| Check::fail(&name, format!("the event stream is broken: {e}")).with_details(bt_errors.clone()))?;
-    let seen: Vec<ImportEvent> = seen.into_iter().filter(|e| e.pid == pid).collect();
-    let truth = truth::read(&truth_path)
-        .map_err(|e| Check::fail(&name, format!("cannot read the simulator's ground truth: {e:#}")))?;
-    Ok(Traced { pid, truth, seen })
+    let pid = traced.outcome.pid;
+    let mut seen_here = seen.clone();
+    seen_here.events.retain(|e| e.pid == pid);
+    Ok(Traced { pid, truth: traced.truth, seen: seen_here })
 }
 
 fn events_check(prefix: &str, traced: &Traced, diffs: &[ThreadDiff]) -> Check {
@@ -193,8 +129,8 @@ fn events_check(prefix: &str, traced: &Traced, diffs: &[ThreadDiff]) -> Check {
         return Check::pass(
             name,
             format!(
-                "all {} events seen in {} thread(s): none missing, none extra; order, depths and found flags agree",
-                traced.truth.len(),
+                "all {} events seen in {} thread(s): none missing, none extra; order, depths, names and found flags agree",
+                traced.truth.events.len(),
                 diffs.len()
             ),
         );
@@ -217,8 +153,8 @@ fn events_check(prefix: &str, traced: &Traced, diffs: &[ThreadDiff]) -> Check {
         name,
         format!(
             "{missing} expected event(s) missing, {extra} unexpected event(s) seen{flags} ({} expected, {} seen)",
-            traced.truth.len(),
-            traced.seen.len()
+            traced.truth.events.len(),
+            traced.seen.events.len()
         ),
     )
     .with_details(details)
@@ -239,51 +175,94 @@ fn found_flag_changes(d: &ThreadDiff) -> usize {
         .count()
 }
 
-fn nesting_check(prefix: &str, diffs: &[ThreadDiff]) -> Check {
+fn nesting_check(prefix: &str, seen: &Recording) -> Check {
     let name = format!("{prefix}/nesting");
-    let mut details = Vec::new();
-    for d in diffs {
-        details.extend(compare::nesting_errors(&d.seen).into_iter().take(5).map(|e| format!("thread {}: {e}", d.tid)));
-    }
-    let max_depth = diffs.iter().flat_map(|d| d.seen.iter().map(|e| e.depth)).max().unwrap_or(0);
-    if details.is_empty() {
+    let forest = Forest::build(seen);
+    let problems: Vec<String> = forest.diagnostics();
+    let max_depth = forest.imports.iter().map(|i| i.depth).max().unwrap_or(0);
+    let stamps_back = seen.events.windows(2).filter(|w| w[0].tid == w[1].tid && w[1].ts_ns < w[0].ts_ns).count();
+    if problems.is_empty() && stamps_back == 0 {
         Check::pass(
             name,
             format!(
                 "every traced pair nests properly on its thread ({} thread(s), max depth {max_depth}); stamps never go back",
-                diffs.len()
+                forest.threads().len()
             ),
         )
     } else {
-        Check::fail(name, format!("{} nesting error(s) in the traced events", details.len())).with_details(details)
+        let mut details: Vec<String> = problems.into_iter().take(8).collect();
+        if stamps_back > 0 {
+            details.push(format!("{stamps_back} event(s) stamped before the previous event of their thread"));
+        }
+        Check::fail(name, format!("{} nesting problem(s) in the traced events", details.len())).with_details(details)
     }
 }
 
-fn timing_check(prefix: &str, diffs: &[ThreadDiff], limits: &Limits) -> Check {
+/// Traced stamps follow their truth stamps by the trap's cost, and traced
+/// pair durations match the true ones, within [`Tolerance`].
+fn timing_check(prefix: &str, diffs: &[ThreadDiff], traced: &Traced, tol: &Tolerance) -> Check {
     let name = format!("{prefix}/timing");
-    let t = timing::judge(diffs, limits);
-    let summary = format!(
-        "traced stamps lag the truth by median {} µs (min {}, max {}) over {} events; {}/{} pair durations \
-         within {} µs + {} µs/level (+{} µs on a thread's first uprobe hit; {} outlier(s) allowed)",
-        timing::us(t.median_skew_ns),
-        timing::us(t.min_skew_ns),
-        timing::us(t.max_skew_ns),
-        t.events,
-        t.pairs.within,
-        t.pairs.pairs,
-        timing::us(limits.pair_base_ns),
-        timing::us(limits.pair_per_level_ns),
-        timing::us(limits.first_hit_ns),
-        t.pairs.allowed_outliers,
-    );
-    if t.events == 0 {
+    let lags: Vec<i64> =
+        diffs.iter().flat_map(|d| d.matched().map(|(t, s)| s.ts_ns as i64 - t.ts_ns as i64)).collect();
+    if lags.is_empty() {
         return Check::fail(name, "no traced event matched the truth: nothing to time");
     }
-    let status = if t.problems.is_empty() { Status::Pass } else { Status::Fail };
-    Check::new(name, status, summary).with_details(t.problems)
+    let mut sorted = lags.clone();
+    sorted.sort_unstable();
+    let median = sorted[sorted.len() / 2];
+    let mut problems = Vec::new();
+    if median > tol.max_median_lag_ns || sorted[0] < tol.min_lag_ns {
+        problems.push(format!(
+            "traced stamps lag the truth by median {} µs, min {} µs (allowed {} .. {} µs)",
+            tolerance::us(median),
+            tolerance::us(sorted[0]),
+            tolerance::us(tol.min_lag_ns),
+            tolerance::us(tol.max_median_lag_ns)
+        ));
+    }
+    let judge = pair_durations(&traced.truth, &traced.seen, tol);
+    let threads = diffs.len();
+    let verdict = judge.verdict(threads);
+    problems.extend(verdict.problems("pair durations"));
+    let summary = format!(
+        "traced stamps lag the truth by median {} µs (min {}, max {}) over {} events; {}/{} pair durations within tolerance \
+         ({} µs + {} µs per nested pair, +{} µs on a thread's first probe hit; {} outlier(s) allowed)",
+        tolerance::us(median),
+        tolerance::us(sorted[0]),
+        tolerance::us(*sorted.last().expect("non-empty")),
+        lags.len(),
+        verdict.within,
+        verdict.checked,
+        tolerance::us(tol.base_ns),
+        tolerance::us(tol.per_nested_ns),
+        tolerance::us(tol.first_hit_ns),
+        verdict.allowed_outliers,
+    );
+    let status = if problems.is_empty() { Status::Pass } else { Status::Fail };
+    Check::new(name, status, summary).with_details(problems)
 }
 
-/// The simulator command line of a workload (for messages).
-pub fn describe(w: &Workload, exe: &Path) -> String {
-    format!("{} run {} --wait-for-tracer={WAIT_FOR_TRACER_SECS} --truth FILE", exe.display(), w.args.join(" "))
+/// Each traced import's cumulative time against the truth's, thread by
+/// thread in start order (the event check has already shown the two
+/// forests have the same shape when it passes).
+pub fn pair_durations(truth: &Recording, seen: &Recording, tol: &Tolerance) -> Judge {
+    let (t, s) = (Forest::build(truth), Forest::build(seen));
+    let mut judge = Judge::new(*tol);
+    for &(pid, tid) in &t.threads() {
+        let seen_pid = s.threads().iter().find(|&&(_, st)| st == tid).map(|&(p, _)| p).unwrap_or(pid);
+        let (a, b) = (t.preorder(pid, tid), s.preorder(seen_pid, tid));
+        for (k, (&i, &j)) in a.iter().zip(&b).enumerate() {
+            if t.imports[i].module != s.imports[j].module {
+                break;
+            }
+            let facts = PairFacts {
+                nested: t.descendants(i) as u64,
+                first_hit: k == 0,
+                duration_ns: t.cumulative_ns(i),
+            };
+            let label = format!("thread {tid} {}", t.imports[i].display_name());
+            judge.pair(label, s.cumulative_ns(j), t.cumulative_ns(i), &facts);
+        }
+    }
+    judge
 }

@@ -1,17 +1,16 @@
 //! `importprobe smoke`: does USDT import tracing work on this host, end to
 //! end? Environment, importprobe's own probes, a live trace of simulator
-//! workloads against their ground truth, and optionally a live trace of a
-//! real CPython against its `-X importtime` lines.
+//! workloads against their ground truth, every bundled script on this
+//! host's bpftrace, and optionally a live trace of a real CPython against
+//! its `-X importtime` lines.
 
 pub mod check;
-pub mod compare;
 pub mod environment;
 pub mod live;
 pub mod probes;
 pub mod python;
 pub mod report;
-pub mod session;
-pub mod timing;
+pub mod scripts;
 
 pub use check::{Check, Status, Verdict};
 
@@ -29,32 +28,41 @@ pub struct Options {
     pub timeout: Duration,
     /// Corrupt the simulator's ground truth (proves mismatches are caught).
     pub tamper: Option<crate::events::tamper::Tamper>,
-    pub limits: timing::Limits,
+    pub tolerance: crate::events::tolerance::Tolerance,
 }
 
 /// Runs every check in order; later steps are skipped when an earlier one
 /// makes them pointless.
 pub fn run(opts: &Options) -> Vec<Check> {
     let mut checks = environment::checks();
-    let env_ready = checks.iter().all(|c| c.status == Status::Pass);
-    let bpftrace = crate::tracer::preflight::bpftrace_path().unwrap_or_else(|| "bpftrace".into());
+    let bpftrace = crate::tracer::bpftrace::Bpftrace::locate().ok();
+    let env_ready = checks.iter().all(|c| c.status == Status::Pass) && bpftrace.is_some();
     let own = probes::check(&opts.exe);
     let own_ok = own.status == Status::Pass;
     checks.push(own);
-    let live = live::LiveOptions {
-        exe: opts.exe.clone(),
-        bpftrace: bpftrace.clone(),
-        timeout: opts.timeout,
-        tamper: opts.tamper,
-        limits: opts.limits,
+    let ready = match (&bpftrace, env_ready, own_ok) {
+        (Some(b), true, true) => Some(b),
+        _ => None,
     };
+    let why = if env_ready { "importprobe's own probes are broken" } else { "the environment cannot trace" };
     for w in live::WORKLOADS {
-        if env_ready && own_ok {
-            checks.extend(live::check(w, &live));
-        } else {
-            let why = if env_ready { "importprobe's own probes are broken" } else { "the environment cannot trace" };
-            checks.push(Check::skipped(format!("live/{}", w.name), why));
+        match ready {
+            Some(b) => checks.extend(live::check(
+                w,
+                &live::LiveOptions {
+                    exe: opts.exe.clone(),
+                    bpftrace: b.clone(),
+                    timeout: opts.timeout,
+                    tamper: opts.tamper,
+                    tolerance: opts.tolerance,
+                },
+            )),
+            None => checks.push(Check::skipped(format!("live/{}", w.name), why)),
         }
+    }
+    match ready {
+        Some(b) => checks.extend(scripts::checks(&opts.exe, b, opts.timeout)),
+        None => checks.push(Check::skipped("scripts", why)),
     }
     if let Some(given) = &opts.python {
         // `--python python3.11` is looked up in PATH (bpftrace -c needs a path).
@@ -62,12 +70,12 @@ pub fn run(opts: &Options) -> Vec<Check> {
         let probes = python::probes_check(python);
         let py_ok = probes.status == Status::Pass;
         checks.push(probes);
-        if env_ready && py_ok {
+        if let (Some(b), true) = (&bpftrace, env_ready && py_ok) {
             checks.extend(python::live_checks(&python::PythonOptions {
                 python: python.clone(),
-                bpftrace,
+                bpftrace: b.clone(),
                 timeout: opts.timeout,
-                limits: opts.limits,
+                tolerance: opts.tolerance,
             }));
         } else {
             let why = if env_ready { "the interpreter has no import probes" } else { "the environment cannot trace" };

@@ -1,28 +1,29 @@
 //! Step 4 (`--python PATH`): the same live check on a real interpreter. A
 //! small package is generated (a parent nested in its child, a cycle, a body
 //! that raises, twice, a from-import, a missing submodule and a missing
-//! top-level module), run with `PATH -S -X importtime` under bpftrace, and
-//! the traced pairs are held against the `-X importtime` lines CPython
-//! prints for the very same pairs, and against CPython's known behaviour
-//! for this package (the reference traces).
+//! top-level module), run with `PATH -S -X importtime` under the runner
+//! `importprobe trace` uses and its default collector, and the traced pairs
+//! are held against the `-X importtime` lines CPython prints for the very
+//! same pairs, and against CPython's known behaviour for this package (the
+//! reference traces).
 
 use super::check::{Check, Status};
-use super::compare::{self, Op};
-use super::session::Session;
-use super::timing::{self, Limits, PairDeviation};
-use crate::events::{EventKind, ImportEvent};
-use crate::report::importtime::{self, ImportTimeLine};
-use crate::tracer::{preflight, runner, scripts};
+use crate::events::compare::{self, Op};
+use crate::events::forest::{Forest, ImportId};
+use crate::events::importtime::{self, ImportTimeLine};
+use crate::events::tolerance::{self, Deviation, Judge, Tolerance};
+use crate::events::{capture, EventKind, ImportEvent, Origin, Recording};
+use crate::tracer::bpftrace::Bpftrace;
+use crate::tracer::runner::{self, Target, TraceRequest};
+use crate::tracer::{preflight, scripts};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The generated program and package: (relative path, contents).
 pub const PROGRAM: &[(&str, &str)] = &[
     (
         "main.py",
-        "import posix\nprint(posix.getpid(), flush=True)\n\
-         import smokepkg.a\n\
+        "import smokepkg.a\n\
          try:\n    import smokepkg.broken\nexcept RuntimeError:\n    pass\n\
          from smokepkg.sub import leaf\n\
          try:\n    import smokepkg.broken\nexcept RuntimeError:\n    pass\n\
@@ -62,23 +63,13 @@ pub const EXPECTED: &[(u32, &str, Option<bool>)] = &[
     (0, "importprobe_smoke_absent", Some(false)),
 ];
 
-/// How long bpftrace may take beyond the interpreter.
-const DRAIN: Duration = Duration::from_secs(5);
-
-/// Slack for `traced <= importtime cumulative` (clock reads, rounding).
-const CONTAINMENT_SLACK_NS: i64 = 2_000;
-
-/// Probe traps and the script's work that `-X importtime` counts but the
-/// traced interval does not: per pair, plus per nesting level.
-const OVERHEAD_BASE_NS: i64 = 100_000;
-const OVERHEAD_PER_LEVEL_NS: i64 = 20_000;
 
 #[derive(Debug, Clone)]
 pub struct PythonOptions {
     pub python: PathBuf,
-    pub bpftrace: PathBuf,
+    pub bpftrace: Bpftrace,
     pub timeout: Duration,
-    pub limits: Limits,
+    pub tolerance: Tolerance,
 }
 
 /// The interpreter's probes, always checked (no privileges needed). The
@@ -150,29 +141,32 @@ pub fn live_checks(opts: &PythonOptions) -> Vec<Check> {
     let trace = Check::pass(
         "python/trace",
         format!(
-            "bpftrace --usdt-file-activation -c traced pid {}: {} events from {threads} thread(s), {} -X importtime lines",
+            "bpftrace {} captured pid {} from its first instruction: {} events from {threads} thread(s), {} -X importtime lines",
+            opts.bpftrace.version,
             run.pid,
             run.events.len(),
             run.importtime.len()
         ),
     )
     .timed(t);
-    let main: Vec<&ImportEvent> = run.events.iter().filter(|e| e.tid == run.pid).collect();
-    let dones: Vec<&ImportEvent> = main.iter().copied().filter(|e| e.kind == EventKind::Done).collect();
-    let traced_lines: Vec<(u32, &str)> = dones.iter().map(|e| (e.depth, e.module.as_str())).collect();
-    let printed: Vec<(u32, &str)> = run.importtime.iter().map(|l| (l.level, l.module.as_str())).collect();
+    let main: Vec<ImportEvent> = run.events.iter().filter(|e| e.tid == run.pid).cloned().collect();
+    let forest = Forest::build(&Recording::new(Origin::Capture, main.clone()));
+    let done_order = forest.in_done_order();
+    let traced_lines: Vec<(u32, &str)> =
+        done_order.iter().map(|&i| (forest.imports[i].depth, forest.imports[i].module.as_str())).collect();
+    let printed: Vec<(u32, &str)> =
+        run.importtime.iter().map(|l| (l.level().unwrap_or(0), l.module.as_str())).collect();
     let ops = compare::lcs(&printed, &traced_lines);
     vec![
         trace,
         importtime_check(&ops, &printed, &traced_lines),
         program_check(&main),
-        timing_check(&ops, &main, &run.importtime, &opts.limits),
+        timing_check(&ops, &forest, &done_order, &run.importtime, &opts.tolerance),
     ]
 }
 
 fn run(opts: &PythonOptions) -> Result<Run, Check> {
     let name = "python/trace";
-    let deadline = Instant::now() + opts.timeout;
     let dir = tempfile::Builder::new()
         .prefix("importprobe-smoke-py-")
         .tempdir()
@@ -183,73 +177,45 @@ fn run(opts: &PythonOptions) -> Result<Run, Check> {
         written.map_err(|e| Check::impossible(name, format!("cannot write {}: {e}", path.display()), "set TMPDIR"))?;
     }
     let main = dir.path().join("main.py");
-    // bpftrace 0.17 splits -c on spaces, with no quoting.
-    for p in [&opts.python, &main] {
-        if p.to_string_lossy().chars().any(char::is_whitespace) {
-            return Err(Check::impossible(
-                name,
-                format!("{:?} contains white space, which bpftrace -c cannot pass on", p.display().to_string()),
-                "use a path without spaces (for the temporary directory: TMPDIR=/tmp)",
-            ));
-        }
-    }
-    let object = probe_object(&opts.python).ok_or_else(|| {
-        Check::impossible(name, format!("{} has no import probes", opts.python.display()), "see python/probes")
+    let stderr_path = dir.path().join("stderr.txt");
+    let scratch = |e: std::io::Error| Check::impossible(name, format!("cannot create a scratch file: {e}"), "set TMPDIR");
+    let script = scripts::find("import-capture").expect("bundled import-capture script");
+    let argv: Vec<std::ffi::OsString> =
+        vec![opts.python.clone().into(), "-S".into(), "-X".into(), "importtime".into(), main.into()];
+    let mut req = TraceRequest::new(script.name, script.bpftrace, Target::Command(argv), opts.bpftrace.clone());
+    req.args = scripts::positional_args(None, &[]);
+    req.deadline = Some(opts.timeout);
+    req.max_map_keys = Some(100_000);
+    req.command_output.stderr = Some(std::fs::File::create(&stderr_path).map_err(scratch)?);
+    req.command_output.stdout = Some(std::fs::File::create(dir.path().join("stdout.txt")).map_err(scratch)?);
+    let mut output = Vec::new();
+    let outcome = runner::trace(req, &mut output).map_err(|e| {
+        Check::impossible(name, format!("cannot trace {}: {e}", opts.python.display()), "run `importprobe trace -- PYTHON -c pass` to see why")
+            .with_details(e.stderr().to_vec())
     })?;
-    let events_path = dir.path().join("events.txt");
-    let command = format!("{} -S -X importtime {}", opts.python.display(), main.display());
-    let script = scripts::find("import-events").expect("bundled import-events script");
-    let mut bt = Command::new(&opts.bpftrace);
-    bt.arg("--usdt-file-activation")
-        .arg("-o")
-        .arg(&events_path)
-        .arg("-c")
-        .arg(&command)
-        .arg("-e")
-        .arg(script.bpftrace)
-        .args(scripts::positional_args(Some(&object), &[]));
-    runner::bpftrace_env(&mut bt);
-    let bt = Session::spawn(&mut bt).map_err(|e| {
-        Check::impossible(name, format!("cannot run {}: {e}", opts.bpftrace.display()), "apt-get install -y bpftrace")
-    })?;
-    let end = bt.wait(deadline.max(Instant::now() + DRAIN)).map_err(|e| Check::fail(name, e.to_string()))?;
-    // The interpreter's stderr (importtime lines) comes through bpftrace's.
-    let importtime = importtime::parse_all(end.stderr.iter().map(String::as_str));
-    let complaints: Vec<String> = end
-        .stderr
-        .iter()
-        .filter(|l| !l.starts_with("import time:") && !runner::is_noise(l))
-        .map(|l| format!("stderr: {l}"))
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    let importtime: Vec<ImportTimeLine> = importtime::parse_log(&stderr).into_iter().map(|(_, l)| l).collect();
+    let complaints: Vec<String> = stderr
+        .lines()
+        .filter(|l| !l.starts_with("import time:"))
+        .map(|l| format!("python stderr: {l}"))
+        .chain(outcome.stderr.iter().map(|l| format!("bpftrace: {l}")))
         .collect();
-    let stdout = String::from_utf8_lossy(&end.stdout);
-    let pid: Option<u32> = stdout.lines().next().and_then(|l| l.trim().parse().ok());
-    if end.timed_out() {
-        let what = format!("killed after {:?}", opts.timeout);
-        return Err(match pid {
-            // The program printed its pid: it ran, and hung or was slow.
-            Some(_) => Check::fail(name, format!("`{command}` under bpftrace did not finish ({what})")),
-            None => Check::impossible(
-                name,
-                format!("bpftrace did not start `{command}` ({what})"),
-                "run the same bpftrace --usdt-file-activation -c command by hand to see why",
-            ),
-        }
-        .with_details(complaints));
+    if outcome.timed_out {
+        return Err(Check::fail(name, format!("the traced interpreter did not finish within {:?}", opts.timeout))
+            .with_details(complaints));
     }
-    let Some(pid) = pid.filter(|_| end.success()) else {
-        return Err(Check::impossible(
+    if outcome.command.is_some_and(|s| !s.success()) {
+        return Err(Check::fail(
             name,
-            format!("bpftrace could not run `{command}` ({})", end.status.expect("ended")),
-            "run the same bpftrace command by hand (see details) to see why",
+            format!("the traced interpreter failed ({})", outcome.command.expect("checked")),
         )
         .with_details(complaints));
-    };
-    let data = std::fs::read(&events_path).map_err(|e| {
-        Check::fail(name, format!("bpftrace wrote no event stream ({e})")).with_details(complaints.clone())
-    })?;
-    let events = crate::events::stream::parse(&data[..])
-        .map_err(|e| Check::fail(name, format!("the event stream is broken: {e}")).with_details(complaints.clone()))?;
-    let events: Vec<ImportEvent> = events.into_iter().filter(|e| e.pid == pid).collect();
+    }
+    let rec = capture::parse(&output)
+        .map_err(|e| Check::fail(name, format!("the capture is broken: {e}")).with_details(complaints.clone()))?;
+    let pid = outcome.pid;
+    let events: Vec<ImportEvent> = rec.events.into_iter().filter(|e| e.pid == pid).collect();
     if events.is_empty() {
         return Err(Check::fail(name, format!("bpftrace saw no import of pid {pid}")).with_details(complaints));
     }
@@ -295,23 +261,18 @@ fn importtime_check(ops: &[Op], printed: &[(u32, &str)], traced: &[(u32, &str)])
 
 /// The program's own imports, from its first one on, against CPython's
 /// known behaviour.
-fn program_check(main: &[&ImportEvent]) -> Check {
+fn program_check(main: &[ImportEvent]) -> Check {
     let name = "python/program";
     let expected: Vec<ImportEvent> = EXPECTED
         .iter()
         .map(|&(depth, module, found)| ImportEvent {
-            ts_ns: 0,
-            pid: 0,
-            tid: 0,
-            depth,
             kind: if found.is_some() { EventKind::Done } else { EventKind::Start },
-            module: module.to_owned(),
             found,
-            truncated: false,
+            ..ImportEvent::start(0, 0, 0, depth, module)
         })
         .collect();
     let first = main.iter().position(|e| e.module == EXPECTED[0].1 && e.kind == EventKind::Start && e.depth == 0);
-    let seen: Vec<&ImportEvent> = first.map(|f| main[f..].to_vec()).unwrap_or_default();
+    let seen: Vec<&ImportEvent> = first.map(|f| main[f..].iter().collect()).unwrap_or_default();
     let exp: Vec<&ImportEvent> = expected.iter().collect();
     let d = compare::ThreadDiff {
         tid: main.first().map_or(0, |e| e.tid),
@@ -329,105 +290,89 @@ fn program_check(main: &[&ImportEvent]) -> Check {
             ),
         );
     }
-    let mut details = vec![format!("program events, first difference (after start-up):")];
+    let mut details = vec!["program events, first difference (after start-up):".to_owned()];
     details.extend(d.first_difference());
-    details.extend(compare::nesting_errors(&d.seen).into_iter().take(3));
     Check::fail(name, format!("{} expected event(s) missing, {} unexpected", d.missing(), d.extra()))
         .with_details(details)
 }
 
 /// Each traced pair lies inside the interval `-X importtime` measured for
-/// it (CPython takes its clock around the probes), and not far inside.
-fn timing_check(ops: &[Op], main: &[&ImportEvent], printed: &[ImportTimeLine], limits: &Limits) -> Check {
+/// it (CPython takes its clock around the probes), and not far inside
+/// ([`Tolerance`]'s importtime bounds).
+fn timing_check(
+    ops: &[Op],
+    forest: &Forest,
+    done_order: &[ImportId],
+    printed: &[ImportTimeLine],
+    tol: &Tolerance,
+) -> Check {
     let name = "python/timing";
-    let durations = pair_durations(main);
     let mut outside = Vec::new();
-    let mut devs = Vec::new();
+    let mut judge = Judge::new(*tol);
     for op in ops {
         let Op::Same(i, j) = *op else { continue };
-        let Some(traced_ns) = durations.get(j).copied().flatten() else { continue };
+        let id = done_order[j];
+        let traced_ns = forest.cumulative_ns(id) as i64;
         let line = &printed[i];
-        let cum_ns = line.cumulative_us as i64 * 1000;
-        let label = format!("{:?} at level {}", line.module, line.level);
-        if traced_ns > cum_ns + CONTAINMENT_SLACK_NS {
+        let Some(cum_us) = line.cumulative_us else { continue };
+        let cum_ns = cum_us as i64 * 1000;
+        let label = format!("{:?} at level {}", line.module, line.level().unwrap_or(0));
+        if traced_ns > cum_ns + tol.importtime_slack_ns {
             outside.push(format!(
-                "{label}: traced {} µs, longer than its importtime cumulative {} µs",
-                timing::us(traced_ns),
-                line.cumulative_us
+                "{label}: traced {} µs, longer than its importtime cumulative {cum_us} µs",
+                tolerance::us(traced_ns)
             ));
         }
-        devs.push(PairDeviation {
-            label,
-            deviation_ns: cum_ns - traced_ns,
-            tolerance_ns: OVERHEAD_BASE_NS + OVERHEAD_PER_LEVEL_NS * line.level as i64,
-        });
+        let nested = forest.descendants(id) as i64;
+        // One-sided: importtime counts more than the pair, never less.
+        let extra = cum_ns - traced_ns;
+        let allowance_ns = tol.importtime_base_ns + tol.importtime_per_nested_ns * nested;
+        judge.push(Deviation { label, deviation_ns: extra.max(0), allowance_ns });
     }
-    if devs.is_empty() {
+    if judge.deviations.is_empty() {
         return Check::fail(name, "no traced pair matched an importtime line: nothing to time");
     }
     let median = {
-        let mut d: Vec<i64> = devs.iter().map(|d| d.deviation_ns).collect();
+        let mut d: Vec<i64> = judge.deviations.iter().map(|d| d.deviation_ns).collect();
         d.sort_unstable();
         d[d.len() / 2]
     };
-    let v = timing::judge_pairs(devs, limits);
+    let v = judge.verdict(1);
     let summary = format!(
-        "{} pairs lie inside their importtime interval; importtime counts median {} µs more; {}/{} within {} µs + {} µs/level",
-        v.pairs,
-        timing::us(median),
+        "{} pairs lie inside their importtime interval; importtime counts median {} µs more; {}/{} within {} µs + {} µs per nested pair",
+        v.checked,
+        tolerance::us(median),
         v.within,
-        v.pairs,
-        timing::us(OVERHEAD_BASE_NS),
-        timing::us(OVERHEAD_PER_LEVEL_NS)
+        v.checked,
+        tolerance::us(tol.importtime_base_ns),
+        tolerance::us(tol.importtime_per_nested_ns)
     );
     let mut problems = outside;
-    if !v.ok() {
-        problems.push(format!(
-            "{} of {} pairs are too far inside their importtime interval",
-            v.pairs - v.within,
-            v.pairs
-        ));
-        problems.extend(v.outliers.iter().take(5).map(|o| format!("  {}: {} µs", o.label, timing::us(o.deviation_ns))));
-    }
+    problems.extend(v.problems("pairs"));
     let status = if problems.is_empty() { Status::Pass } else { Status::Fail };
     Check::new(name, status, summary).with_details(problems)
-}
-
-/// Traced duration of each pair, in done order (`None` for a done that
-/// closes nothing).
-fn pair_durations(events: &[&ImportEvent]) -> Vec<Option<i64>> {
-    let mut open: Vec<&ImportEvent> = Vec::new();
-    let mut out = Vec::new();
-    for e in events {
-        match e.kind {
-            EventKind::Start => open.push(e),
-            EventKind::Done => out.push(open.pop().map(|s| e.ts_ns as i64 - s.ts_ns as i64)),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn expected_events_nest() {
-        let events: Vec<ImportEvent> = EXPECTED
+    fn expected_events() -> Vec<ImportEvent> {
+        EXPECTED
             .iter()
             .map(|&(depth, module, found)| ImportEvent {
-                ts_ns: 0,
-                pid: 1,
-                tid: 1,
-                depth,
                 kind: if found.is_some() { EventKind::Done } else { EventKind::Start },
-                module: module.into(),
                 found,
-                truncated: false,
+                ..ImportEvent::start(0, 1, 1, depth, module)
             })
-            .collect();
-        let refs: Vec<&ImportEvent> = events.iter().collect();
-        assert!(compare::nesting_errors(&refs).is_empty());
+            .collect()
+    }
+
+    #[test]
+    fn expected_events_nest() {
+        let f = Forest::build(&Recording::new(Origin::Truth, expected_events()));
+        assert!(f.anomalies.is_empty(), "{:?}", f.anomalies);
+        assert_eq!(program_check(&expected_events()).status, Status::Pass);
     }
 
     #[test]
@@ -437,13 +382,8 @@ mod tests {
         assert!(c.summary.starts_with(&format!("{} expected", EXPECTED.len())), "{}", c.summary);
     }
 
-    fn line(level: u32, module: &str, cum: u64) -> ImportTimeLine {
-        ImportTimeLine { self_us: 1, cumulative_us: cum, level, module: module.into() }
-    }
-
-    fn ev(ts_ns: u64, depth: u32, module: &str, found: Option<bool>) -> ImportEvent {
-        let kind = if found.is_some() { EventKind::Done } else { EventKind::Start };
-        ImportEvent { ts_ns, pid: 1, tid: 1, depth, kind, module: module.into(), found, truncated: false }
+    fn line(level: usize, module: &str, cum: u64) -> ImportTimeLine {
+        ImportTimeLine { self_us: Some(1), cumulative_us: Some(cum), pad: level * 2, module: module.into() }
     }
 
     #[test]
@@ -458,13 +398,15 @@ mod tests {
 
     #[test]
     fn a_traced_pair_longer_than_its_importtime_fails() {
-        let events = [ev(0, 0, "a", None), ev(500_000, 0, "a", Some(true))];
-        let main: Vec<&ImportEvent> = events.iter().collect();
+        let events = vec![ImportEvent::start(0, 1, 1, 0, "a"), ImportEvent::done(500_000, 1, 1, 0, "a", true)];
+        let forest = Forest::build(&Recording::new(Origin::Capture, events));
+        let order = forest.in_done_order();
         let pairs = [(0, "a")];
         let ops = compare::lcs(&pairs, &pairs);
-        let ok = timing_check(&ops, &main, &[line(0, "a", 520)], &Limits::default());
+        let tol = Tolerance::default();
+        let ok = timing_check(&ops, &forest, &order, &[line(0, "a", 520)], &tol);
         assert_eq!(ok.status, Status::Pass, "{ok:?}");
-        let short = timing_check(&ops, &main, &[line(0, "a", 400)], &Limits::default());
+        let short = timing_check(&ops, &forest, &order, &[line(0, "a", 400)], &tol);
         assert_eq!(short.status, Status::Fail, "{short:?}");
         assert!(short.details[0].contains("longer than its importtime cumulative 400"), "{short:?}");
     }

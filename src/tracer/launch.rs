@@ -25,6 +25,13 @@ pub enum LaunchError {
     Resume { pid: u32, source: std::io::Error },
 }
 
+/// Where a started command's output goes; `None` inherits ours.
+#[derive(Debug, Default)]
+pub struct ChildOutput {
+    pub stdout: Option<std::fs::File>,
+    pub stderr: Option<std::fs::File>,
+}
+
 /// A child process held stopped just after exec. Dropping it without
 /// [`StoppedChild::resume`] kills it.
 ///
@@ -40,10 +47,22 @@ impl StoppedChild {
     /// Starts `argv[0]` (searched in PATH) with the remaining arguments and
     /// waits until it stops at its exec.
     pub fn spawn(argv: &[OsString]) -> Result<Self, LaunchError> {
+        Self::spawn_with(argv, ChildOutput::default())
+    }
+
+    /// [`StoppedChild::spawn`] with the command's stdout and stderr sent
+    /// where `output` says (inherited by default).
+    pub fn spawn_with(argv: &[OsString], output: ChildOutput) -> Result<Self, LaunchError> {
         let (program, args) = argv.split_first().ok_or(LaunchError::Empty)?;
         let command = program.to_string_lossy().into_owned();
         let mut cmd = Command::new(program);
         cmd.args(args);
+        if let Some(f) = output.stdout {
+            cmd.stdout(f);
+        }
+        if let Some(f) = output.stderr {
+            cmd.stderr(f);
+        }
         // SAFETY: ptrace(2) is async-signal-safe; nothing else runs between
         // fork and exec.
         unsafe {
@@ -192,7 +211,7 @@ mod tests {
         let stopped = match StoppedChild::spawn(&argv) {
             Ok(s) => s,
             Err(LaunchError::NoStop { how, .. }) => {
-                eprintln!("SKIP: ptrace not permitted here ({how})");
+                crate::testing::skip(&format!("ptrace not permitted here ({how})"));
                 return;
             }
             Err(e) => panic!("{e}"),

@@ -1,6 +1,8 @@
-//! Tracing real processes with bpftrace: the bundled scripts, the checks
-//! before tracing, and the runner that attaches without missing an event.
+//! Tracing real processes with bpftrace: which bpftrace and its
+//! conventions, the checks before tracing, launching targets stopped, the
+//! one runner, and the bundled scripts.
 
+pub mod bpftrace;
 pub mod interrupt;
 pub mod launch;
 pub mod preflight;
@@ -8,6 +10,7 @@ pub mod process;
 pub mod runner;
 pub mod script_file;
 pub mod scripts;
+pub mod simulated;
 
-pub use preflight::{bpftrace_version, check_environment, Problem, ProblemKind};
+pub use preflight::{check_environment, Problem, ProblemKind};
 pub use runner::{trace, Target, TraceError, TraceOutcome, TraceRequest};

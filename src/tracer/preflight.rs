@@ -56,22 +56,6 @@ pub fn which(program: &OsStr) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?).map(|dir| dir.join(program)).find(|p| is_exec(p))
 }
 
-/// bpftrace's path in PATH.
-pub fn bpftrace_path() -> Option<PathBuf> {
-    which(OsStr::new("bpftrace"))
-}
-
-/// `bpftrace --version`, e.g. `v0.17.0`; `None` when it is missing or fails.
-pub fn bpftrace_version() -> Option<String> {
-    let out = std::process::Command::new(bpftrace_path()?).arg("--version").output().ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let text = text.trim();
-    Some(text.strip_prefix("bpftrace ").unwrap_or(text).to_owned())
-}
-
 /// The effective capability set of this process (`CapEff` in /proc/self/status).
 pub fn effective_capabilities() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -123,12 +107,12 @@ pub fn tracefs_mounted(mounts: &str) -> bool {
 /// Checks the tools and privileges; empty when tracing can work.
 pub fn check_environment() -> Vec<Problem> {
     let mut problems = Vec::new();
-    if bpftrace_path().is_none() {
-        problems.push(Problem::new(
-            ProblemKind::NoBpftrace,
-            "bpftrace is not installed (not found in PATH)",
-            "apt-get install -y bpftrace",
-        ));
+    match super::bpftrace::Bpftrace::locate() {
+        Ok(_) => {}
+        Err(e @ super::bpftrace::LocateError::Missing) => {
+            problems.push(Problem::new(ProblemKind::NoBpftrace, e.to_string(), "apt-get install -y bpftrace"))
+        }
+        Err(e) => problems.push(Problem::new(ProblemKind::NoBpftrace, e.to_string(), "apt-get install --reinstall -y bpftrace")),
     }
     // SAFETY: geteuid cannot fail.
     let euid = unsafe { libc::geteuid() };

@@ -1,35 +1,31 @@
-//! Running bpftrace on one target with one script.
+//! The one way importprobe runs bpftrace: `importprobe trace`, the demo,
+//! `importprobe smoke` and the test suite all come through here.
 //!
 //! Two kinds of target: a running process (`--pid`), attached with
-//! `bpftrace -p PID`; or a command we start ourselves, held stopped right
-//! after its exec ([`super::launch`]) until bpftrace has raised the import
-//! probes' semaphores in it, so that not even the interpreter's first import
-//! is missed. bpftrace's output is copied to the caller's writer without its
-//! "Attaching N probes..." line; its stderr is passed on without the harmless
-//! RLIMIT_MEMLOCK complaint.
+//! `bpftrace -p PID`; or a command started here, held stopped right after
+//! its exec ([`super::launch`]) until bpftrace has raised the import
+//! probes' semaphores in it and put its uprobes on every probe site, so that
+//! not even the interpreter's first import is missed. bpftrace's stdout goes
+//! to the caller's writer without its attach line; its stderr is kept, and
+//! passed on when asked, without the host notices ([`super::bpftrace`]).
+//! Every wait has a deadline: at the overall deadline bpftrace is
+//! interrupted (it prints what it has), then killed, and so is a started
+//! command.
 
+use super::bpftrace::{is_attach_line, is_host_notice, Bpftrace};
 use super::interrupt::ForwardSignals;
-use super::launch::{LaunchError, StoppedChild};
+use super::launch::{ChildOutput, LaunchError, StoppedChild};
 use super::process::{attached, import_probes_in, IMPORT_PROBES};
 use super::script_file::ScriptFile;
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::Path;
+use std::process::{Child, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use thiserror::Error;
-
-/// bpftrace's string limit: 0.17 accepts at most 200 (default 64 truncates
-/// long module names).
-pub const STRLEN: &str = "200";
-
-/// bpftrace's output ring buffer, in pages per CPU (its default is 64): the
-/// streaming scripts print on every import, and bursts of fast imports
-/// overflow a small buffer ("Lost N events").
-pub const PERF_RB_PAGES: &str = "1024";
 
 /// Pause between seeing the uprobes in place and resuming a started
 /// command (covers bpftrace attaching its programs to the opened uprobes).
@@ -42,6 +38,9 @@ pub const DRAIN_QUIET: Duration = Duration::from_millis(200);
 /// Upper bound on that drain, for a script that prints continuously.
 pub const DRAIN_MAX: Duration = Duration::from_secs(10);
 
+/// How long an interrupted bpftrace gets to run END and exit.
+pub const INTERRUPT_GRACE: Duration = Duration::from_secs(5);
+
 /// What to trace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
@@ -52,7 +51,7 @@ pub enum Target {
 }
 
 /// One tracing run.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct TraceRequest {
     /// Shown in messages (a bundled script's name or the file's path).
     pub script_name: String,
@@ -62,21 +61,36 @@ pub struct TraceRequest {
     /// [`super::scripts::positional_args`] for the bundled scripts'.
     pub args: Vec<String>,
     pub target: Target,
-    /// The bpftrace executable.
-    pub bpftrace: PathBuf,
+    pub bpftrace: Bpftrace,
     /// How long a started command may wait for bpftrace to attach.
     pub attach_timeout: Duration,
+    /// The whole run's deadline, if any (smoke and tests never hang).
+    pub deadline: Option<Duration>,
+    /// Keys per map (the capture collector's size), if not bpftrace's default.
+    pub max_map_keys: Option<usize>,
+    /// Where a started command's stdout and stderr go (inherited by default).
+    pub command_output: ChildOutput,
+    /// Pass bpftrace's stderr (host notices left out) on to ours as it comes.
+    pub echo_stderr: bool,
+    /// Forward Ctrl-C (SIGINT, SIGTERM) to bpftrace, which then prints the
+    /// report so far; the target keeps running.
+    pub forward_signals: bool,
 }
 
 impl TraceRequest {
-    pub fn new(script_name: impl Into<String>, source: impl Into<String>, target: Target) -> Self {
+    pub fn new(script_name: impl Into<String>, source: impl Into<String>, target: Target, bpftrace: Bpftrace) -> Self {
         TraceRequest {
             script_name: script_name.into(),
             source: source.into(),
             args: Vec::new(),
             target,
-            bpftrace: PathBuf::from("bpftrace"),
+            bpftrace,
             attach_timeout: Duration::from_secs(60),
+            deadline: None,
+            max_map_keys: None,
+            command_output: ChildOutput::default(),
+            echo_stderr: false,
+            forward_signals: false,
         }
     }
 }
@@ -86,12 +100,17 @@ impl TraceRequest {
 pub struct TraceOutcome {
     /// The traced process.
     pub pid: u32,
+    pub bpftrace_pid: u32,
     pub bpftrace: ExitStatus,
     /// A started command's exit status; `None` for `--pid` targets, and
     /// when the command was still running after an interrupt.
     pub command: Option<ExitStatus>,
     /// SIGINT/SIGTERM arrived and was forwarded to bpftrace.
     pub interrupted: bool,
+    /// The deadline passed: bpftrace (and a started command) were stopped.
+    pub timed_out: bool,
+    /// bpftrace's stderr lines, host notices left out.
+    pub stderr: Vec<String>,
 }
 
 /// Why tracing failed.
@@ -103,19 +122,28 @@ pub enum TraceError {
     NoSuchPid(u32),
     #[error("cannot run {bpftrace}: {source}")]
     SpawnTracer { bpftrace: String, source: std::io::Error },
-    #[error("bpftrace failed ({status}) on {script}{}", tail(.stderr))]
-    TracerFailed { script: String, status: ExitStatus, stderr: Vec<String> },
-    #[error("bpftrace did not attach to pid {pid} within {secs} s")]
-    AttachTimeout { pid: u32, secs: u64 },
+    #[error("bpftrace {version} failed ({status}) on {script}{}", first_error(.stderr))]
+    TracerFailed { script: String, version: String, status: ExitStatus, stderr: Vec<String> },
+    #[error("bpftrace did not attach to pid {pid} within {secs} s{}", first_error(.stderr))]
+    AttachTimeout { pid: u32, secs: u64, stderr: Vec<String> },
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
 
-fn tail(lines: &[String]) -> String {
-    match lines.iter().rev().find(|l| !l.trim().is_empty()) {
-        Some(last) => format!(": {last}"),
-        None => String::new(),
+impl TraceError {
+    /// bpftrace's own complaints, for callers that show them.
+    pub fn stderr(&self) -> &[String] {
+        match self {
+            TraceError::TracerFailed { stderr, .. } | TraceError::AttachTimeout { stderr, .. } => stderr,
+            _ => &[],
+        }
     }
+}
+
+/// The first line bpftrace flagged as an error (or its last line).
+fn first_error(lines: &[String]) -> String {
+    let pick = lines.iter().find(|l| l.contains("ERROR")).or_else(|| lines.iter().rev().find(|l| !l.trim().is_empty()));
+    pick.map(|l| format!(": {}", l.trim())).unwrap_or_default()
 }
 
 /// Points `usdt:*:` probes at one object (for scripts of your own; the
@@ -129,37 +157,13 @@ pub fn probes_used(source: &str) -> Vec<&'static str> {
     IMPORT_PROBES.iter().copied().filter(|p| source.contains(p)).collect()
 }
 
-/// True for bpftrace's "Attaching N probes..." line.
-pub fn is_attaching_line(line: &[u8]) -> bool {
-    let line = String::from_utf8_lossy(line);
-    let line = line.trim_end();
-    line.strip_prefix("Attaching ")
-        .and_then(|rest| rest.strip_suffix(" probes...").or_else(|| rest.strip_suffix(" probe...")))
-        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-}
-
-/// True for stderr lines that are noise, not news: the RLIMIT_MEMLOCK
-/// complaint bpftrace 0.17 prints when it lacks CAP_SYS_RESOURCE, although
-/// the kernel accounts BPF memory by cgroup and loading works.
-pub fn is_noise(line: &str) -> bool {
-    line.contains("couldn't set RLIMIT_MEMLOCK")
-}
-
-/// Sets bpftrace's string limit and ring buffer for the bundled scripts,
-/// unless the user's environment already chose them.
-pub fn bpftrace_env(cmd: &mut Command) {
-    for (var, value) in [("BPFTRACE_STRLEN", STRLEN), ("BPFTRACE_PERF_RB_PAGES", PERF_RB_PAGES)] {
-        if std::env::var_os(var).is_none() {
-            cmd.env(var, value);
-        }
-    }
-}
-
-/// Runs bpftrace on the target until it ends (target exit or Ctrl-C);
-/// bpftrace's stdout goes to `out`.
-pub fn trace(req: &TraceRequest, out: &mut (dyn Write + Send)) -> Result<TraceOutcome, TraceError> {
-    let source = &req.source;
-    let (pid, stopped) = match &req.target {
+/// Runs bpftrace on the target until it ends (target exit, Ctrl-C or the
+/// deadline); bpftrace's stdout goes to `out`.
+pub fn trace(req: TraceRequest, out: &mut (dyn Write + Send)) -> Result<TraceOutcome, TraceError> {
+    let started_at = Instant::now();
+    let deadline = req.deadline.map(|d| started_at + d);
+    let TraceRequest { script_name, source, args, target, bpftrace, command_output, .. } = &req;
+    let (pid, stopped) = match target {
         Target::Pid(pid) => {
             if !Path::new(&format!("/proc/{pid}")).exists() {
                 return Err(TraceError::NoSuchPid(*pid));
@@ -167,42 +171,52 @@ pub fn trace(req: &TraceRequest, out: &mut (dyn Write + Send)) -> Result<TraceOu
             (*pid, None)
         }
         Target::Command(argv) => {
-            let stopped = StoppedChild::spawn(argv)?;
+            let output = ChildOutput {
+                stdout: command_output.stdout.as_ref().map(|f| f.try_clone()).transpose()?,
+                stderr: command_output.stderr.as_ref().map(|f| f.try_clone()).transpose()?,
+            };
+            let stopped = StoppedChild::spawn_with(argv, output)?;
             (stopped.pid(), Some(stopped))
         }
     };
-    let file = ScriptFile::write(&req.script_name, source)?;
-    let mut cmd = Command::new(&req.bpftrace);
-    cmd.arg("-p").arg(pid.to_string()).arg(file.path()).args(&req.args);
-    bpftrace_env(&mut cmd);
+    let file = ScriptFile::write(script_name, source)?;
+    let mut cmd = bpftrace.command(req.max_map_keys);
+    cmd.arg("-p").arg(pid.to_string()).arg(file.path()).args(args);
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
     tracing::debug!(?cmd, "starting bpftrace");
     let mut tracer = cmd
         .spawn()
-        .map_err(|source| TraceError::SpawnTracer { bpftrace: req.bpftrace.display().to_string(), source })?;
-    let signals = ForwardSignals::to(tracer.id());
+        .map_err(|source| TraceError::SpawnTracer { bpftrace: bpftrace.path.display().to_string(), source })?;
+    let bpftrace_pid = tracer.id();
+    let signals = req.forward_signals.then(|| ForwardSignals::to(bpftrace_pid));
     let stdout = tracer.stdout.take().expect("piped");
     let stderr = tracer.stderr.take().expect("piped");
     let (attach_tx, attach_rx) = mpsc::channel();
-
+    let attach_tx_err = attach_tx.clone();
+    let echo = req.echo_stderr;
     let clock = Instant::now();
     let last_output = AtomicU64::new(0);
     let last = &last_output;
+    let failed = |status, stderr| TraceError::TracerFailed {
+        script: script_name.clone(),
+        version: bpftrace.version.to_string(),
+        status,
+        stderr,
+    };
     std::thread::scope(|s| {
         let copier = s.spawn(move || copy_output(stdout, out, attach_tx, || last.store(ms_since(clock), SeqCst)));
-        let errs = s.spawn(move || filter_stderr(stderr));
+        let errs = s.spawn(move || read_stderr(stderr, echo, attach_tx_err));
         let started = match stopped {
-            Some(stopped) => match wait_attached(req, source, stopped, &mut tracer, &attach_rx) {
+            Some(stopped) => match wait_attached(&req, stopped, &mut tracer, &attach_rx, deadline) {
                 Ok(child) => Some(child),
                 Err(e) => {
-                    let _ = tracer.kill();
+                    kill_group(bpftrace_pid, libc::SIGKILL);
                     let status = tracer.wait();
                     let stderr = errs.join().unwrap_or_default();
                     let _ = copier.join();
                     return Err(match (e, status) {
-                        (TraceError::TracerFailed { .. }, Ok(status)) => {
-                            TraceError::TracerFailed { script: req.script_name.clone(), status, stderr }
-                        }
+                        (TraceError::TracerFailed { .. }, Ok(status)) => failed(status, stderr),
+                        (TraceError::AttachTimeout { pid, secs, .. }, _) => TraceError::AttachTimeout { pid, secs, stderr },
                         (e, _) => e,
                     });
                 }
@@ -213,28 +227,42 @@ pub fn trace(req: &TraceRequest, out: &mut (dyn Write + Send)) -> Result<TraceOu
         // bpftrace, which stops reading as soon as its pid is gone, keeps
         // draining its buffers; once its output is quiet, SIGINT ends it
         // (END runs) and the command is reaped.
-        let exited = started.map(|child| (s.spawn(move || wait_exit_keep_zombie(child)), None::<Instant>));
-        let mut exited = exited;
+        let mut exited = started.map(|child| (s.spawn(move || wait_exit_keep_zombie(child)), None::<Instant>));
+        let mut timed_out = false;
+        let mut kill_at: Option<Instant> = None;
         let status = loop {
             if let Some(status) = tracer.try_wait()? {
                 break status;
             }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) && !timed_out {
+                tracing::warn!(pid, "deadline passed; interrupting bpftrace");
+                timed_out = true;
+                kill_group(bpftrace_pid, libc::SIGINT);
+                kill_at = Some(now + INTERRUPT_GRACE);
+                if exited.as_ref().is_some_and(|(w, _)| !w.is_finished()) {
+                    // SAFETY: kill(2) on the command we started.
+                    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                }
+            }
+            if kill_at.is_some_and(|k| now >= k) {
+                kill_group(bpftrace_pid, libc::SIGKILL);
+            }
             if let Some((waiter, stop_at)) = exited.as_mut() {
-                if waiter.is_finished() {
-                    let since = *stop_at.get_or_insert_with(Instant::now);
+                if waiter.is_finished() && kill_at.is_none() {
+                    let since = *stop_at.get_or_insert(now);
                     let quiet =
                         ms_since(clock).saturating_sub(last_output.load(SeqCst)) >= DRAIN_QUIET.as_millis() as u64;
                     if (quiet && since.elapsed() >= DRAIN_QUIET) || since.elapsed() >= DRAIN_MAX {
-                        // SAFETY: kill(2) on our own child.
-                        unsafe { libc::kill(tracer.id() as i32, libc::SIGINT) };
-                        *stop_at = Some(Instant::now() + Duration::from_secs(3600));
+                        kill_group(bpftrace_pid, libc::SIGINT);
+                        kill_at = Some(now + INTERRUPT_GRACE);
                     }
                 }
             }
-            std::thread::sleep(Duration::from_millis(10));
+            std::thread::sleep(Duration::from_millis(5));
         };
         let waiter = exited.map(|(w, _)| w);
-        let interrupted = signals.as_ref().is_ok_and(|s| s.interrupted());
+        let interrupted = signals.as_ref().is_some_and(|s| s.as_ref().is_ok_and(|s| s.interrupted()));
         drop(signals);
         let stderr = errs.join().unwrap_or_default();
         copier.join().map_err(|_| std::io::Error::other("output thread panicked"))??;
@@ -256,11 +284,19 @@ pub fn trace(req: &TraceRequest, out: &mut (dyn Write + Send)) -> Result<TraceOu
             }
             None => None,
         };
-        if !status.success() && !interrupted {
-            return Err(TraceError::TracerFailed { script: req.script_name.clone(), status, stderr });
+        // bpftrace exits non-zero when interrupted by the deadline or Ctrl-C
+        // on some releases: that is not a failure of the script.
+        if !status.success() && !interrupted && !timed_out {
+            return Err(failed(status, stderr));
         }
-        Ok(TraceOutcome { pid, bpftrace: status, command, interrupted })
+        Ok(TraceOutcome { pid, bpftrace_pid, bpftrace: status, command, interrupted, timed_out, stderr })
     })
+}
+
+/// Signals bpftrace's process group (it runs in its own).
+fn kill_group(pgid: u32, sig: libc::c_int) {
+    // SAFETY: kill(2) on the process group we created for bpftrace.
+    unsafe { libc::kill(-(pgid as i32), sig) };
 }
 
 /// Waits until `child` exits without reaping it (`waitid` with `WNOWAIT`),
@@ -292,28 +328,36 @@ fn ms_since(clock: Instant) -> u64 {
 /// lets it run.
 fn wait_attached(
     req: &TraceRequest,
-    source: &str,
     stopped: StoppedChild,
     tracer: &mut Child,
     attach_rx: &mpsc::Receiver<()>,
+    deadline: Option<Instant>,
 ) -> Result<Child, TraceError> {
     let pid = stopped.pid();
-    let wanted = probes_used(source);
+    let wanted = probes_used(&req.source);
     let probes = import_probes_in(pid, &wanted)?;
     let names: std::collections::BTreeSet<&str> = probes.iter().map(|p| p.probe.as_str()).collect();
     // Without the probes in a mapped object (the probed library is loaded
     // later, or the script uses other probes) there is nothing to watch:
-    // trust bpftrace's "Attaching" message, with a grace period for the
-    // attaching it announces.
+    // trust bpftrace's attach line, with a grace period for the attaching
+    // it announces.
     let watch = !wanted.is_empty() && names.len() == wanted.len();
     if !watch {
         tracing::info!(pid, "no import probe mapped in the stopped command yet; cannot verify the attachment");
     }
-    let deadline = Instant::now() + req.attach_timeout;
+    let mut limit = Instant::now() + req.attach_timeout;
+    if let Some(d) = deadline {
+        limit = limit.min(d);
+    }
     let mut announced_at = None;
     loop {
         if let Some(status) = tracer.try_wait()? {
-            return Err(TraceError::TracerFailed { script: req.script_name.clone(), status, stderr: Vec::new() });
+            return Err(TraceError::TracerFailed {
+                script: req.script_name.clone(),
+                version: req.bpftrace.version.to_string(),
+                status,
+                stderr: Vec::new(),
+            });
         }
         if announced_at.is_none() && attach_rx.try_recv().is_ok() {
             announced_at = Some(Instant::now());
@@ -330,16 +374,17 @@ fn wait_attached(
             tracing::debug!(pid, watched = probes.len(), "tracer attached; resuming the command");
             return Ok(stopped.resume()?);
         }
-        if Instant::now() >= deadline {
-            return Err(TraceError::AttachTimeout { pid, secs: req.attach_timeout.as_secs() });
+        if Instant::now() >= limit {
+            let secs = limit.saturating_duration_since(Instant::now()).as_secs().max(req.attach_timeout.as_secs());
+            return Err(TraceError::AttachTimeout { pid, secs, stderr: Vec::new() });
         }
         std::thread::sleep(Duration::from_millis(1));
     }
 }
 
-/// Copies bpftrace's stdout, dropping its first "Attaching N probes..." line
-/// (and announcing it) and the blank lines it prints for cleared maps at
-/// exit (blank lines are held back until more text follows).
+/// Copies bpftrace's stdout, dropping its attach line (and announcing it)
+/// and the blank lines it prints for cleared maps at exit (blank lines are
+/// held back until more text follows).
 fn copy_output(
     stdout: std::process::ChildStdout,
     out: &mut (dyn Write + Send),
@@ -357,7 +402,7 @@ fn copy_output(
             break;
         }
         on_output();
-        if first && is_attaching_line(&line) {
+        if first && is_attach_line(&line) {
             first = false;
             let _ = attach_tx.send(());
             continue;
@@ -384,15 +429,23 @@ fn copy_output(
     out.flush().or_else(|e| if e.kind() == std::io::ErrorKind::BrokenPipe { Ok(()) } else { Err(e) })
 }
 
-/// Passes bpftrace's stderr on, without noise; returns what it passed.
-fn filter_stderr(stderr: std::process::ChildStderr) -> Vec<String> {
+/// Reads bpftrace's stderr: announces the attach line (0.24+ prints it
+/// here), keeps every other line that is not a host notice, and echoes
+/// those when asked.
+fn read_stderr(stderr: std::process::ChildStderr, echo: bool, attach_tx: mpsc::Sender<()>) -> Vec<String> {
     let mut kept = Vec::new();
     for line in BufReader::new(stderr).lines() {
         let Ok(line) = line else { break };
-        if is_noise(&line) {
+        if is_attach_line(line.as_bytes()) {
+            let _ = attach_tx.send(());
             continue;
         }
-        eprintln!("{line}");
+        if is_host_notice(&line) {
+            continue;
+        }
+        if echo {
+            eprintln!("{line}");
+        }
         kept.push(line);
     }
     kept
@@ -401,14 +454,6 @@ fn filter_stderr(stderr: std::process::ChildStderr) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn recognises_bpftraces_attaching_line() {
-        assert!(is_attaching_line(b"Attaching 2 probes...\n"));
-        assert!(is_attaching_line(b"Attaching 1 probe...\n"));
-        assert!(!is_attaching_line(b"Attaching many probes...\n"));
-        assert!(!is_attaching_line(b"0 start Attaching 2 probes...\n"));
-    }
 
     #[test]
     fn pins_wildcard_probes_to_a_binary() {
@@ -421,8 +466,10 @@ mod tests {
     }
 
     #[test]
-    fn memlock_complaint_is_noise() {
-        assert!(is_noise("ERROR: Unknown error -1: couldn't set RLIMIT_MEMLOCK for bpftrace. If your program is not loading, you can try \"ulimit -l 8192\" to fix the problem"));
-        assert!(!is_noise("ERROR: usdt probe not found"));
+    fn the_first_error_line_is_shown() {
+        let lines = vec!["WARNING: x".to_owned(), "file.bt:3: ERROR: bad".to_owned(), "more".to_owned()];
+        assert_eq!(first_error(&lines), ": file.bt:3: ERROR: bad");
+        assert_eq!(first_error(&["only".to_owned()]), ": only");
+        assert_eq!(first_error(&[]), "");
     }
 }

@@ -15,8 +15,9 @@ pub struct BundledScript {
     pub dtrace: &'static str,
 }
 
-/// The script `importprobe trace` runs unless told otherwise.
-pub const DEFAULT: &str = "import-tree";
+/// The collector `importprobe trace` runs unless given `--script`: every
+/// event in kernel maps, printed at END, read by [`crate::events::capture`].
+pub const COLLECTOR: &str = "import-capture";
 
 /// A script of `scripts/`: its bpftrace source and DTrace twin, by name.
 macro_rules! bundled {
@@ -39,6 +40,7 @@ pub const BUNDLED: &[BundledScript] = &[
     bundled!("import-hist", "log2 histograms of import latency, found vs not found"),
     bundled!("import-folded", "folded import stacks weighted by self time, for flame graphs"),
     bundled!("import-events", "every probe firing as a raw event stream, the input of `importprobe report`"),
+    bundled!("import-capture", "every probe firing kept in kernel maps, printed at the end (what `importprobe trace` collects)"),
 ];
 
 /// The bundled script called `name`.
@@ -66,7 +68,7 @@ mod tests {
 
     #[test]
     fn every_script_is_complete_and_uses_the_object_parameter() {
-        assert!(find(DEFAULT).is_some(), "the default script is bundled");
+        assert!(find(COLLECTOR).is_some(), "the collector is bundled");
         assert!(BUNDLED.iter().all(|s| find(s.name) == Some(s)));
         for s in BUNDLED {
             assert!(!s.summary.is_empty() && !s.summary.contains('\n'), "{}", s.name);
