@@ -205,9 +205,8 @@ fn json_names_the_object_and_keeps_raw_and_corrected_addresses() {
 
 #[test]
 fn file_without_probes_lists_nothing_and_says_so() {
-    // The test binary itself has no SDT notes.
-    let me = std::env::current_exe().unwrap();
-    let out = probes(&[me.to_str().unwrap()]);
+    // coreutils carries no SDT notes.
+    let out = probes(&["/bin/true"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "");
     assert!(stderr(&out).contains("has no SDT probes"), "{}", stderr(&out));
@@ -350,7 +349,7 @@ fn check_json_carries_the_report() {
 
 #[test]
 fn check_fails_on_a_file_without_probes() {
-    let me = std::env::current_exe().unwrap();
+    let me = std::path::Path::new("/bin/true");
     let out = probes(&["--check", "python-import", me.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(

@@ -46,7 +46,7 @@ fn truth_file_has_one_json_event_per_probe() {
     let truth = dir.path().join("t.jsonl");
     let o = importprobe(&["run", "-w", "cycle", "--truth", truth.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let evs = importprobe::events::truth::read(&truth).unwrap();
+    let evs = importprobe::events::truth::read(&truth).unwrap().events;
     assert_eq!(evs.len(), 6);
     assert!(evs.iter().all(|e| e.pid == evs[0].pid && e.ts_ns > 0));
     assert!(evs.windows(2).all(|w| w[0].ts_ns <= w[1].ts_ns));

@@ -1,17 +1,35 @@
-//! The bundled bpftrace scripts, run for real (root + bpftrace), checked
-//! against the simulator's ground truth and against real CPython's
-//! `-X importtime`. Without tracing they print `SKIP: ...` (or fail with
-//! IMPORTPROBE_REQUIRE_TRACING=1).
+//! Every bundled script, run for real under every tracer this host has
+//! (bpftrace, and DTrace where present: the compatibility matrix runs this
+//! file in each environment), held to the simulator's ground truth and to
+//! real CPython's `-X importtime`. One parser per script output and one
+//! comparison per script serve both twins: the DTrace twin must say what
+//! the bpftrace script says. Without tracing the tests print `SKIP: ...`
+//! (or fail with IMPORTPROBE_REQUIRE_TRACING=1).
 
 mod common;
 
-use common::{by_tid, can_trace, lossy, pairs, thread_count, trace_sim, with_timing_retry, Pair, Timing};
-use importprobe::events::{stream, EventKind};
+use common::{
+    by_tid, pairs, python, sequences, thread_count, trace_python, trace_sim, tracers, with_timing_retry, Pair, Timing,
+    Tracer,
+};
+use importprobe::events::forest::Forest;
+use importprobe::events::{capture, importtime, stream, EventKind, ImportEvent, NameState};
 use std::collections::{BTreeMap, HashMap};
 
-/// The simulator workloads every aggregating script is checked on.
-const WORKLOADS: &[(&str, Option<usize>)] =
-    &[("demo", None), ("cycle", None), ("threads", None), ("deep", Some(200)), ("long-name", None)];
+use std::ffi::OsString;
+
+/// The simulator workloads every script is checked on.
+const WORKLOADS: &[&[&str]] = &[
+    &["--workload", "demo"],
+    &["--workload", "cycle"],
+    &["--workload", "threads"],
+    &["--workload", "deep", "--count", "200"],
+    &["--workload", "long-name"],
+];
+
+fn name_of(w: &[&str]) -> String {
+    w.join(" ").replace("--workload ", "")
+}
 
 fn num(s: &str, what: &str, line: &str) -> u64 {
     s.trim().parse().unwrap_or_else(|_| panic!("bad {what} {s:?} in line {line:?}"))
@@ -23,73 +41,67 @@ fn us_frac(s: &str, line: &str) -> u64 {
     num(a, "us", line) * 1000 + num(b, "us fraction", line)
 }
 
-/// Checks that no name was cut (all scenario names fit in 200 bytes).
-fn assert_uncut(cut: u64, line: &str) {
-    assert_eq!(cut, 0, "name flagged as cut with BPFTRACE_STRLEN=200: {line}");
+fn flag(n: u64, line: &str) -> NameState {
+    NameState::from_flag(n as u8).unwrap_or_else(|| panic!("bad name flag {n} in {line:?}"))
 }
 
-// ---------------------------------------------------------------- import-events
+/// The shown name of an import with limit 200: the truth's (no name of the
+/// workloads is cut at 200 bytes).
+fn assert_name(what: &str, shown: &str, state: NameState, p: &Pair) {
+    assert_eq!((shown, state), (p.module.as_str(), p.name), "{what}: name");
+}
+
+// ---------------------------------------------------------------- raw events: import-events and import-capture
 
 #[test]
-fn import_events_matches_truth_byte_exact() {
-    if !can_trace() {
-        return;
+fn import_events_and_import_capture_match_the_truth_event_for_event() {
+    for t in tracers() {
+        for w in WORKLOADS.iter().copied().chain([&["--workload", "odd-names"][..]]) {
+            let what = format!("import-events on {} under {}", name_of(w), t.label());
+            let tr = trace_sim(&t, "import-events", w, &[], None);
+            tr.assert_quiet(&what);
+            let seen = stream::parse(&tr.out).unwrap_or_else(|e| panic!("{what}: {e}\n{}", tr.text()));
+            common::check_raw(&what, &seen, &tr.truth);
+
+            let what = format!("import-capture on {} under {}", name_of(w), t.label());
+            let tr = trace_sim(&t, "import-capture", w, &[], None);
+            tr.assert_quiet(&what);
+            let seen = capture::parse(&tr.out).unwrap_or_else(|e| panic!("{what}: {e}\n{}", tr.text()));
+            common::check_raw(&what, &seen, &tr.truth);
+        }
     }
-    for (w, count) in WORKLOADS.iter().copied().chain([("odd-names", None)]) {
-        let t = trace_sim("import-events.bt", w, count, 200, &[]);
-        let events = stream::parse(&t.out[..]).unwrap_or_else(|e| panic!("{w}: {e}\n{}", lossy(&t.out)));
-        assert_eq!(events.len(), t.truth.len(), "{w}: event count");
-        type Seq = Vec<(EventKind, u32, String, Option<bool>)>;
-        let group = |evs: &[importprobe::events::ImportEvent]| {
-            let mut m: BTreeMap<u32, Seq> = BTreeMap::new();
-            for e in evs {
-                m.entry(e.tid).or_default().push((e.kind, e.depth, e.module.clone(), e.found));
+}
+
+#[test]
+fn raw_collectors_flag_names_cut_at_the_string_limit() {
+    for t in tracers().into_iter().filter(|t| !t.is_dtrace()) {
+        for script in ["import-events", "import-capture"] {
+            let tr = trace_sim(&t, script, &["--workload", "long-name"], &[], Some(64));
+            tr.assert_quiet(script);
+            let seen = if script == "import-events" {
+                stream::parse(&tr.out).unwrap().events
+            } else {
+                capture::parse(&tr.out).unwrap().events
+            };
+            assert_eq!(seen.len(), tr.truth.events.len(), "{script}");
+            let by = |evs: &[ImportEvent]| sequences(evs).into_values().flatten().collect::<Vec<_>>();
+            for (e, truth) in by(&seen).iter().zip(by(&tr.truth.events)) {
+                if truth.2.len() > 63 {
+                    assert_eq!(
+                        (e.3, e.2.as_str()),
+                        (NameState::Cut, &truth.2[..63]),
+                        "{script}: a cut name is its first 63 bytes"
+                    );
+                } else {
+                    assert_eq!((e.3, &e.2), (NameState::Full, &truth.2), "{script}");
+                }
             }
-            m
-        };
-        assert_eq!(group(&events), group(&t.truth), "{w}: per-thread event sequences");
-        assert!(events.iter().all(|e| !e.truncated && e.pid == t.truth[0].pid), "{w}");
-        // Timestamps: same clock (CLOCK_MONOTONIC). The truth stamp is taken
-        // just before the probe traps, so the traced one follows it by the
-        // trap (µs), rarely by a preemption in between (ms, see `Timing`);
-        // 10 µs before it allows for the vDSO and bpf clocks' rounding.
-        let mut per_tid: HashMap<u32, Vec<u64>> = HashMap::new();
-        for e in &t.truth {
-            per_tid.entry(e.tid).or_default().push(e.ts_ns);
-        }
-        let mut idx: HashMap<u32, usize> = HashMap::new();
-        for e in &events {
-            let i = idx.entry(e.tid).or_default();
-            let truth_ts = per_tid[&e.tid][*i];
-            *i += 1;
-            assert!(
-                e.ts_ns + 10_000 >= truth_ts && e.ts_ns < truth_ts + 10_000_000,
-                "{w}: {e:?}: ts vs truth {truth_ts}"
-            );
+            // The two 150-byte modules share their first 63 bytes: both are
+            // flagged, so a consumer can tell they may differ.
+            let cut = seen.iter().filter(|e| e.name == NameState::Cut && e.kind == EventKind::Start).count();
+            assert_eq!(cut, 2, "{script}");
         }
     }
-}
-
-#[test]
-fn import_events_flags_names_cut_at_the_string_limit() {
-    if !can_trace() {
-        return;
-    }
-    let t = trace_sim("import-events.bt", "long-name", None, 64, &[]);
-    let events = stream::parse(&t.out[..]).unwrap();
-    assert_eq!(events.len(), t.truth.len());
-    for (e, truth) in events.iter().zip(&t.truth) {
-        if truth.module.len() > 63 {
-            assert!(e.truncated, "{e:?}");
-            assert_eq!(e.module, truth.module[..63], "cut name is the first 63 bytes");
-        } else {
-            assert!(!e.truncated);
-            assert_eq!(e.module, truth.module);
-        }
-    }
-    // The two 150-byte modules share their first 63 bytes: both flagged, so
-    // a consumer can tell they may differ.
-    assert!(events.iter().filter(|e| e.truncated).count() >= 4);
 }
 
 // ---------------------------------------------------------------- import-tree
@@ -101,14 +113,16 @@ struct TreeLine {
     cum_us: u64,
     depth: u32,
     found: bool,
-    cut: bool,
+    name: NameState,
     module: String,
 }
 
+/// `TID SELF | CUM | DEP F N | <indent>MODULE`, indent 2 per depth up to
+/// 31; deeper: 64 spaces, then `[depth] `.
 fn parse_tree(out: &str) -> Vec<TreeLine> {
     let mut lines = Vec::new();
     for line in out.lines() {
-        if line.is_empty() || line.starts_with("Attaching ") || line.starts_with("TID ") {
+        if line.is_empty() || line.starts_with("TID ") {
             continue;
         }
         let parts: Vec<&str> = line.splitn(4, " | ").collect();
@@ -118,7 +132,7 @@ fn parse_tree(out: &str) -> Vec<TreeLine> {
         assert_eq!(flags.len(), 3, "{line:?}");
         let depth = num(flags[0], "depth", line) as u32;
         let indent = 2 * depth.min(32) as usize;
-        let rest = &parts[3];
+        let rest = parts[3];
         assert!(rest.len() >= indent && rest[..indent].bytes().all(|b| b == b' '), "indent of {line:?}");
         let mut module = &rest[indent..];
         if depth >= 32 {
@@ -133,54 +147,68 @@ fn parse_tree(out: &str) -> Vec<TreeLine> {
             cum_us: num(parts[1], "cum", line),
             depth,
             found: num(flags[1], "found", line) == 1,
-            cut: num(flags[2], "cut", line) == 1,
+            name: flag(num(flags[2], "name flag", line), line),
             module: module.to_string(),
         });
     }
     lines
 }
 
-fn check_tree_against(w: &str, tree: &[TreeLine], truth: &[Pair]) {
+fn check_tree_against(what: &str, tree: &[TreeLine], truth: &[Pair]) {
     let mut timing = Timing::new();
-    assert_eq!(tree.len(), truth.len(), "{w}: one tree line per import pair");
+    assert_eq!(tree.len(), truth.len(), "{what}: one tree line per import pair");
     let mut got: BTreeMap<u32, Vec<&TreeLine>> = BTreeMap::new();
     for l in tree {
         got.entry(l.tid).or_default().push(l);
     }
     let want = by_tid(truth);
-    assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "{w}: threads");
+    assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "{what}: threads");
     for (tid, lines) in got {
         for (l, p) in lines.iter().zip(&want[&tid]) {
-            let ctx = format!("{w}: tid {tid} {l:?} vs {p:?}");
-            assert_eq!(
-                (l.module.as_str(), l.depth, l.found, l.cut),
-                (p.module.as_str(), p.depth, p.found, false),
-                "{ctx}"
-            );
-            // Rounded to the nearest µs: +0.5 µs on top of the tolerance.
+            let ctx = format!("{what}: tid {tid} {l:?} vs {p:?}");
+            assert_eq!((l.depth, l.found), (p.depth, p.found), "{ctx}");
+            assert_name(&ctx, &l.module, l.name, p);
+            // Rounded to the nearest µs: inside the tolerance's base.
             timing.check(&format!("{ctx} cum"), l.cum_us * 1000, p.cum_ns, p);
             timing.check(&format!("{ctx} self"), l.self_us * 1000, p.self_ns, p);
         }
     }
-    timing.finish(w, thread_count(truth));
+    timing.finish(what, thread_count(truth));
 }
 
 #[test]
 fn import_tree_matches_truth() {
-    if !can_trace() {
-        return;
+    for t in tracers() {
+        for w in WORKLOADS {
+            let what = format!("import-tree on {} under {}", name_of(w), t.label());
+            with_timing_retry(&what, || {
+                let tr = trace_sim(&t, "import-tree", w, &[], None);
+                tr.assert_quiet(&what);
+                check_tree_against(&what, &parse_tree(&tr.text()), &pairs(&tr.forest));
+            });
+        }
     }
-    for &(w, count) in WORKLOADS {
-        with_timing_retry(w, || {
-            let t = trace_sim("import-tree.bt", w, count, 200, &[]);
-            check_tree_against(w, &parse_tree(&lossy(&t.out)), &pairs(&t.truth));
-        });
+}
+
+#[test]
+fn import_tree_flags_names_cut_at_the_string_limit() {
+    for t in tracers().into_iter().filter(|t| !t.is_dtrace()) {
+        let tr = trace_sim(&t, "import-tree", &["--workload", "long-name"], &[], Some(64));
+        tr.assert_quiet("import-tree, limit 64");
+        let tree = parse_tree(&tr.text());
+        let truth = pairs(&tr.forest);
+        assert_eq!(tree.len(), truth.len());
+        for (l, p) in tree.iter().zip(&truth) {
+            assert_eq!(l.name == NameState::Cut, p.module.len() > 63, "{l:?}");
+            assert_eq!(l.module, p.module[..p.module.len().min(63)]);
+        }
+        assert_eq!(tree.iter().filter(|l| l.name == NameState::Cut).count(), 2, "both 150-byte modules flagged");
     }
 }
 
 // ---------------------------------------------------------------- import-latency
 
-/// `@import_cumulative_us[name, found, cut, tid, #, depth, self_us]: cum_us`
+/// `@import_cumulative_us[name, found, N, tid, #, depth, self_us]: cum_us`
 fn parse_latency(out: &str) -> Vec<(String, [u64; 6], u64)> {
     let mut v = Vec::new();
     for line in out.lines() {
@@ -199,74 +227,88 @@ fn parse_latency(out: &str) -> Vec<(String, [u64; 6], u64)> {
 
 #[test]
 fn import_latency_matches_truth() {
-    if !can_trace() {
-        return;
-    }
-    for &(w, count) in WORKLOADS {
-        with_timing_retry(w, || {
-            let t = trace_sim("import-latency.bt", w, count, 200, &[]);
-            let out = lossy(&t.out);
-            let rows = parse_latency(&out);
-            let truth = pairs(&t.truth);
-            assert_eq!(rows.len(), truth.len(), "{w}: one row per import\n{out}");
-            let index: HashMap<(u32, usize), &Pair> = truth.iter().map(|p| ((p.tid, p.seq), p)).collect();
-            let mut prev = 0;
-            let mut timing = Timing::new();
-            for (name, [found, cut, tid, seq, depth, self_us], cum_us) in rows {
-                let p = index[&(tid as u32, seq as usize)];
-                assert_eq!((name.as_str(), found == 1, depth as u32), (p.module.as_str(), p.found, p.depth), "{w}");
-                assert_uncut(cut, &name);
-                // Floored to µs: at most 1 µs low, inside the 5 µs base.
-                timing.check(&format!("{w} {name} cum"), cum_us * 1000, p.cum_ns, p);
-                timing.check(&format!("{w} {name} self"), self_us * 1000, p.self_ns, p);
-                assert!(cum_us >= prev, "{w}: summary sorted by cumulative time");
-                prev = cum_us;
-            }
-            timing.finish(w, thread_count(&truth));
-            assert!(!out.contains("@seq") && !out.contains("@depth"), "{w}: maps left over");
-        });
+    for t in tracers() {
+        for w in WORKLOADS {
+            let what = format!("import-latency on {} under {}", name_of(w), t.label());
+            with_timing_retry(&what, || {
+                let tr = trace_sim(&t, "import-latency", w, &[], None);
+                tr.assert_quiet(&what);
+                let out = tr.text();
+                let rows = parse_latency(&out);
+                let truth = pairs(&tr.forest);
+                assert_eq!(rows.len(), truth.len(), "{what}: one row per import\n{out}");
+                let index: HashMap<(u32, usize), &Pair> = truth.iter().map(|p| ((p.tid, p.seq), p)).collect();
+                let mut prev = 0;
+                let mut timing = Timing::new();
+                for (name, [found, n, tid, seq, depth, self_us], cum_us) in rows {
+                    let p = index[&(tid as u32, seq as usize)];
+                    assert_eq!((found == 1, depth as u32), (p.found, p.depth), "{what}: {name}");
+                    assert_name(&what, &name, flag(n, &name), p);
+                    // Floored to µs: at most 1 µs low, inside the tolerance's base.
+                    timing.check(&format!("{what} {name} cum"), cum_us * 1000, p.cum_ns, p);
+                    timing.check(&format!("{what} {name} self"), self_us * 1000, p.self_ns, p);
+                    assert!(cum_us >= prev, "{what}: summary sorted by cumulative time");
+                    prev = cum_us;
+                }
+                timing.finish(&what, thread_count(&truth));
+                assert!(!out.contains("@seq") && !out.contains("@depth"), "{what}: maps left over\n{out}");
+            });
+        }
     }
 }
 
 // ---------------------------------------------------------------- import-slowest
 
-/// Two sections of `@map[name, cut, tid, #]: us`.
-fn parse_slowest(out: &str, map: &str) -> Vec<(String, u32, usize, u64)> {
+/// Two sections of `@map[name, N, tid, #]: us`.
+fn parse_slowest(out: &str, map: &str) -> Vec<(String, NameState, u32, usize, u64)> {
     let prefix = format!("@{map}[");
     out.lines()
         .filter_map(|line| {
             let rest = line.strip_prefix(prefix.as_str())?;
-            let (inner, v) = rest.rsplit_once("]: ").unwrap();
+            let (inner, v) = rest.rsplit_once("]: ").unwrap_or_else(|| panic!("{line:?}"));
             let f: Vec<&str> = inner.rsplitn(4, ", ").collect();
-            assert_uncut(num(f[2], "cut", line), line);
-            Some((f[3].to_string(), num(f[1], "tid", line) as u32, num(f[0], "#", line) as usize, num(v, "us", line)))
+            assert_eq!(f.len(), 4, "{line:?}");
+            Some((
+                f[3].to_string(),
+                flag(num(f[2], "name flag", line), line),
+                num(f[1], "tid", line) as u32,
+                num(f[0], "#", line) as usize,
+                num(v, "us", line),
+            ))
         })
         .collect()
 }
 
-fn check_slowest(w: &str, rows: &[(String, u32, usize, u64)], truth: &[Pair], n: usize, key: fn(&Pair) -> u64) {
-    assert_eq!(rows.len(), n.min(truth.len()), "{w}: top {n}");
+fn check_slowest(
+    what: &str,
+    rows: &[(String, NameState, u32, usize, u64)],
+    truth: &[Pair],
+    n: usize,
+    key: fn(&Pair) -> u64,
+) {
+    assert_eq!(rows.len(), n.min(truth.len()), "{what}: top {n}");
     let index: HashMap<(u32, usize), &Pair> = truth.iter().map(|p| ((p.tid, p.seq), p)).collect();
     let mut reported = std::collections::HashSet::new();
     let mut min_reported = u64::MAX;
     let mut timing = Timing::new();
-    for (name, tid, seq, us) in rows {
+    for (name, state, tid, seq, us) in rows {
         let p = index[&(*tid, *seq)];
-        assert_eq!(name, &p.module, "{w}");
-        timing.check(&format!("{w} {name}"), us * 1000, key(p), p);
+        assert_name(what, name, *state, p);
+        timing.check(&format!("{what} {name}"), us * 1000, key(p), p);
         reported.insert((*tid, *seq));
         min_reported = min_reported.min(key(p));
     }
-    timing.finish(w, thread_count(truth));
+    timing.finish(what, thread_count(truth));
     if thread_count(truth) > 1 {
         return; // times may be off there (see `Timing`), so the ranking may be too
     }
     // Every import left out is not slower than the fastest one reported,
     // give or take the measurement tolerance.
+    let tol = importprobe::events::tolerance::Tolerance::default();
     for p in truth.iter().filter(|p| !reported.contains(&(p.tid, p.seq))) {
         assert!(
-            key(p) <= min_reported + common::allowance_ns(p) * 2,
-            "{w}: {} ({} ns) should be in the top {n} (fastest reported {min_reported} ns)",
+            key(p) as i64 <= min_reported as i64 + 2 * tol.allowance_ns(&p.facts),
+            "{what}: {} ({} ns) should be in the top {n} (fastest reported {min_reported} ns)",
             p.module,
             key(p)
         );
@@ -275,19 +317,20 @@ fn check_slowest(w: &str, rows: &[(String, u32, usize, u64)], truth: &[Pair], n:
 
 #[test]
 fn import_slowest_matches_truth() {
-    if !can_trace() {
-        return;
-    }
-    for &(w, count) in WORKLOADS {
-        with_timing_retry(w, || {
-            for (args, n) in [(&[][..], 10), (&["", "3"][..], 3)] {
-                let t = trace_sim("import-slowest.bt", w, count, 200, args);
-                let out = lossy(&t.out);
-                let truth = pairs(&t.truth);
-                check_slowest(w, &parse_slowest(&out, "slowest_cumulative_us"), &truth, n, |p| p.cum_ns);
-                check_slowest(w, &parse_slowest(&out, "slowest_self_us"), &truth, n, |p| p.self_ns);
+    for t in tracers() {
+        for w in WORKLOADS {
+            for (params, n) in [(&[][..], 10), (&["3"][..], 3)] {
+                let what = format!("import-slowest {params:?} on {} under {}", name_of(w), t.label());
+                with_timing_retry(&what, || {
+                    let tr = trace_sim(&t, "import-slowest", w, params, None);
+                    tr.assert_quiet(&what);
+                    let out = tr.text();
+                    let truth = pairs(&tr.forest);
+                    check_slowest(&what, &parse_slowest(&out, "slowest_cumulative_us"), &truth, n, |p| p.cum_ns);
+                    check_slowest(&what, &parse_slowest(&out, "slowest_self_us"), &truth, n, |p| p.self_ns);
+                });
             }
-        });
+        }
     }
 }
 
@@ -298,12 +341,16 @@ struct Failure {
     tid: u32,
     depth: u32,
     module: String,
+    name: NameState,
     cost_ns: u64,
+    /// Importers, outermost first.
     chain: Vec<String>,
+    /// Importers beyond the 32 shown.
+    more: usize,
 }
 
 fn kv<'a>(line: &'a str, key: &str) -> &'a str {
-    let start = line.find(&format!("{key}=")).unwrap_or_else(|| panic!("no {key}= in {line:?}")) + key.len() + 1;
+    let start = line.find(&format!(" {key}=")).unwrap_or_else(|| panic!("no {key}= in {line:?}")) + key.len() + 2;
     let rest = &line[start..];
     if key == "module" {
         rest
@@ -316,13 +363,15 @@ fn parse_failed(out: &str) -> Vec<Failure> {
     let mut v: Vec<Failure> = Vec::new();
     for line in out.lines() {
         if line.starts_with("FAILED ") {
-            assert_uncut(num(kv(line, "cut"), "cut", line), line);
+            let line = &format!(" {line}");
             v.push(Failure {
                 tid: num(kv(line, "tid"), "tid", line) as u32,
                 depth: num(kv(line, "depth"), "depth", line) as u32,
                 module: kv(line, "module").to_string(),
+                name: flag(num(kv(line, "name"), "name", line), line),
                 cost_ns: us_frac(kv(line, "cost_us"), line),
                 chain: Vec::new(),
+                more: 0,
             });
         } else if line.starts_with("  importer ") {
             let f = v.last_mut().unwrap_or_else(|| panic!("importer before FAILED: {line:?}"));
@@ -330,6 +379,10 @@ fn parse_failed(out: &str) -> Vec<Failure> {
             let depth = num(kv(line, "depth"), "depth", line) as usize;
             assert_eq!(depth + f.chain.len() + 1, f.depth as usize, "importers innermost first: {line}");
             f.chain.insert(0, kv(line, "module").to_string());
+        } else if let Some(rest) = line.strip_prefix("  ... ") {
+            let f = v.last_mut().unwrap_or_else(|| panic!("more importers before FAILED: {line:?}"));
+            f.more =
+                num(rest.strip_suffix(" more importers").unwrap_or_else(|| panic!("{line:?}")), "more", line) as usize;
         }
     }
     v
@@ -337,35 +390,47 @@ fn parse_failed(out: &str) -> Vec<Failure> {
 
 #[test]
 fn import_failed_matches_truth() {
-    if !can_trace() {
-        return;
-    }
-    for &(w, count) in WORKLOADS.iter().chain(&[("refpkg", None)]) {
-        with_timing_retry(w, || {
-            let t = trace_sim("import-failed.bt", w, count, 200, &[]);
-            let got = parse_failed(&lossy(&t.out));
-            let want: Vec<Pair> = pairs(&t.truth).into_iter().filter(|p| !p.found).collect();
-            assert_eq!(got.len(), want.len(), "{w}: failures\n{}", lossy(&t.out));
-            let mut got_by: BTreeMap<u32, Vec<&Failure>> = BTreeMap::new();
-            for f in &got {
-                got_by.entry(f.tid).or_default().push(f);
-            }
-            let mut timing = Timing::new();
-            for (tid, ps) in by_tid(&want) {
-                for (f, p) in got_by[&tid].iter().zip(&ps) {
-                    assert_eq!((&f.module, f.depth, &f.chain), (&p.module, p.depth, &p.chain), "{w}");
-                    timing.check(&format!("{w} {}", p.module), f.cost_ns, p.cum_ns, p);
+    for t in tracers() {
+        for w in WORKLOADS.iter().chain(&[&["--workload", "refpkg"][..]]) {
+            let what = format!("import-failed on {} under {}", name_of(w), t.label());
+            with_timing_retry(&what, || {
+                let tr = trace_sim(&t, "import-failed", w, &[], None);
+                tr.assert_quiet(&what);
+                let got = parse_failed(&tr.text());
+                let all = pairs(&tr.forest);
+                let want: Vec<Pair> = all.iter().filter(|p| !p.found).cloned().collect();
+                assert_eq!(got.len(), want.len(), "{what}: failures\n{}", tr.text());
+                let mut got_by: BTreeMap<u32, Vec<&Failure>> = BTreeMap::new();
+                for f in &got {
+                    got_by.entry(f.tid).or_default().push(f);
                 }
-            }
-            timing.finish(w, thread_count(&pairs(&t.truth)));
-        });
+                let mut timing = Timing::new();
+                for (tid, ps) in by_tid(&want) {
+                    for (f, p) in got_by[&tid].iter().zip(&ps) {
+                        let shown = p.chain.len().min(32);
+                        assert_eq!(
+                            (f.depth, &f.chain[..], f.more),
+                            (p.depth, &p.chain[p.chain.len() - shown..], p.chain.len() - shown),
+                            "{what}"
+                        );
+                        assert_name(&what, &f.module, f.name, p);
+                        timing.check(&format!("{what} {}", p.module), f.cost_ns, p.cum_ns, p);
+                    }
+                }
+                timing.finish(&what, thread_count(&all));
+            });
+        }
     }
 }
 
 // ---------------------------------------------------------------- import-hist
 
-/// `[lo, hi)` or `[n]` bucket label -> (lo, hi) in µs.
-fn bucket(label: &str) -> (u64, u64) {
+/// Buckets of the histogram after a header line: bpftrace's `[lo, hi) n |@@@|`
+/// or DTrace's quantize `value ---- Distribution ---- count` rows, as
+/// `((lo, hi), count)` in µs.
+type Buckets = Vec<((u64, u64), u64)>;
+
+fn bpftrace_bucket(label: &str) -> (u64, u64) {
     let v = |s: &str| -> u64 {
         let s = s.trim();
         let (n, mult) = match s.chars().last() {
@@ -383,120 +448,145 @@ fn bucket(label: &str) -> (u64, u64) {
     }
 }
 
-/// Bucket `(lo, hi)` in µs and its count.
-type Buckets = Vec<((u64, u64), u64)>;
-
+/// Both layouts: bpftrace's hist() and DTrace's quantize() (a row `value
+/// |@@@ count` covers [value, next row's value)).
 fn parse_hist(out: &str) -> HashMap<&'static str, Buckets> {
     let mut m: HashMap<&'static str, Buckets> = HashMap::new();
     let mut cur = None;
+    let mut dtrace_rows: Vec<(u64, u64)> = Vec::new();
+    let flush = |m: &mut HashMap<&'static str, Buckets>, cur: Option<&'static str>, rows: &mut Vec<(u64, u64)>| {
+        if let Some(c) = cur {
+            for (i, &(lo, n)) in rows.iter().enumerate() {
+                let hi = rows.get(i + 1).map_or(lo.max(1) * 2, |r| r.0);
+                if n > 0 {
+                    m.entry(c).or_default().push(((lo, hi), n));
+                }
+            }
+        }
+        rows.clear();
+    };
     for line in out.lines() {
-        if line.starts_with("@found_us:") {
+        if line.contains("found = 1") {
+            flush(&mut m, cur, &mut dtrace_rows);
             cur = Some("found");
-        } else if line.starts_with("@not_found_us:") {
+        } else if line.contains("found = 0") {
+            flush(&mut m, cur, &mut dtrace_rows);
             cur = Some("not found");
         } else if let (Some(c), true) = (cur, line.starts_with('[')) {
             let end = line.find([')', ']']).unwrap_or_else(|| panic!("bucket {line:?}")) + 1;
             let (label, rest) = line.split_at(end);
             let count = num(rest.split('|').next().unwrap(), "count", line);
-            m.entry(c).or_default().push((bucket(label), count));
+            m.entry(c).or_default().push((bpftrace_bucket(label), count));
+        } else if cur.is_some() && line.contains('|') && !line.contains("Distribution") {
+            let (value, rest) = line.split_once('|').unwrap();
+            let (Ok(lo), Some(count)) = (value.trim().parse::<u64>(), rest.split_whitespace().last()) else { continue };
+            dtrace_rows.push((lo, num(count, "count", line)));
         }
     }
+    flush(&mut m, cur, &mut dtrace_rows);
     m
 }
 
 #[test]
 fn import_hist_matches_truth() {
-    if !can_trace() {
-        return;
-    }
-    for &(w, count) in WORKLOADS.iter().chain(&[("refpkg", None)]) {
-        let t = trace_sim("import-hist.bt", w, count, 200, &[]);
-        let out = lossy(&t.out);
-        let hist = parse_hist(&out);
-        let truth = pairs(&t.truth);
-        for (key, found) in [("found", true), ("not found", false)] {
-            let values: Vec<&Pair> = truth.iter().filter(|p| p.found == found).collect();
-            let buckets = hist.get(key).cloned().unwrap_or_default();
-            let total: u64 = buckets.iter().map(|b| b.1).sum();
-            assert_eq!(total, values.len() as u64, "{w} {key}: histogram count\n{out}");
-            // Each bucket holds no more imports than the truth has within
-            // tolerance of that bucket's range (run-queue outliers allowed as
-            // in `Timing`).
-            let mut excess = 0;
-            for &((lo, hi), n) in &buckets {
-                let fits = values
-                    .iter()
-                    .filter(|p| {
-                        let tol = common::allowance_ns(p);
-                        p.cum_ns + tol >= lo * 1000 && p.cum_ns.saturating_sub(tol) < hi * 1000
-                    })
-                    .count() as u64;
-                excess += n.saturating_sub(fits);
+    for t in tracers() {
+        for w in WORKLOADS.iter().chain(&[&["--workload", "refpkg"][..]]) {
+            let what = format!("import-hist on {} under {}", name_of(w), t.label());
+            let tr = trace_sim(&t, "import-hist", w, &[], None);
+            tr.assert_quiet(&what);
+            let out = tr.text();
+            let hist = parse_hist(&out);
+            let truth = pairs(&tr.forest);
+            let tol = importprobe::events::tolerance::Tolerance::default();
+            for (key, found) in [("found", true), ("not found", false)] {
+                let values: Vec<&Pair> = truth.iter().filter(|p| p.found == found).collect();
+                let buckets = hist.get(key).cloned().unwrap_or_default();
+                let total: u64 = buckets.iter().map(|b| b.1).sum();
+                assert_eq!(total, values.len() as u64, "{what} {key}: histogram count\n{out}");
+                // Each bucket holds no more imports than the truth has within
+                // tolerance of that bucket's range (outliers as in `Timing`).
+                let mut excess = 0;
+                for &((lo, hi), n) in &buckets {
+                    let fits = values
+                        .iter()
+                        .filter(|p| {
+                            let a = tol.allowance_ns(&p.facts) as u64;
+                            p.cum_ns + a >= lo * 1000 && p.cum_ns.saturating_sub(a) < hi * 1000
+                        })
+                        .count() as u64;
+                    excess += n.saturating_sub(fits);
+                }
+                let allowed = tol.allowed_outliers(values.len(), thread_count(&truth)) as u64;
+                assert!(excess <= allowed, "{what} {key}: {excess} imports in buckets the truth does not allow\n{out}");
             }
-            let threads = thread_count(&truth);
-            let allowed = if threads > 1 { (values.len() as u64).div_ceil(4) } else { 1 + values.len() as u64 / 50 };
-            assert!(excess <= allowed, "{w} {key}: {excess} imports in buckets the truth does not allow\n{out}");
         }
     }
 }
 
 // ---------------------------------------------------------------- import-folded
 
+/// The folded stack a script prints for a pair: at most 32 frames, the
+/// outermost 31 enclosing imports, `[+K]` for K left out, the import.
+fn folded_stack(p: &Pair) -> String {
+    let mut frames: Vec<String> = p.chain.iter().take(31).cloned().collect();
+    if p.chain.len() > 31 {
+        frames.push(format!("[+{}]", p.chain.len() - 31));
+    }
+    frames.push(p.module.clone());
+    frames.join(";")
+}
+
 #[test]
 fn import_folded_matches_truth() {
-    if !can_trace() {
-        return;
-    }
-    for &(w, count) in WORKLOADS {
-        with_timing_retry(w, || {
-            let t = trace_sim("import-folded.bt", w, count, 200, &[]);
-            let out = lossy(&t.out);
-            let mut got: HashMap<String, Vec<u64>> = HashMap::new();
-            for line in out.lines().filter(|l| !l.is_empty() && !l.starts_with("Attaching ")) {
-                let (stack, v) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{w}: folded line {line:?}"));
-                assert!(!stack.contains("(cut)"), "{line}");
-                got.entry(stack.to_string()).or_default().push(num(v, "self", line));
-            }
-            let mut want: HashMap<String, Vec<Pair>> = HashMap::new();
-            for p in pairs(&t.truth) {
-                let mut frames = p.chain.clone();
-                frames.push(p.module.clone());
-                want.entry(frames.join(";")).or_default().push(p);
-            }
-            assert_eq!(
-                got.keys().collect::<std::collections::BTreeSet<_>>(),
-                want.keys().collect::<std::collections::BTreeSet<_>>(),
-                "{w}: stacks"
-            );
-            let mut timing = Timing::new();
-            let threads = thread_count(&pairs(&t.truth));
-            for (stack, vals) in got {
-                let ps = &want[&stack];
-                assert_eq!(vals.len(), ps.len(), "{w}: {stack}");
-                // Same stack seen several times (threads): compare sorted values.
-                let mut vals = vals;
-                vals.sort();
-                let mut ps = ps.clone();
-                ps.sort_by_key(|p| p.self_ns);
-                for (v, p) in vals.iter().zip(&ps) {
-                    timing.check(&format!("{w} {stack}"), v * 1000, p.self_ns, p);
+    for t in tracers() {
+        for w in WORKLOADS {
+            let what = format!("import-folded on {} under {}", name_of(w), t.label());
+            with_timing_retry(&what, || {
+                let tr = trace_sim(&t, "import-folded", w, &[], None);
+                tr.assert_quiet(&what);
+                let out = tr.text();
+                let mut got: HashMap<String, Vec<u64>> = HashMap::new();
+                for line in out.lines().filter(|l| !l.is_empty()) {
+                    let (stack, v) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{what}: folded line {line:?}"));
+                    assert!(!stack.contains("(cut)"), "{line}");
+                    got.entry(stack.to_string()).or_default().push(num(v, "self", line));
                 }
-            }
-            timing.finish(w, threads);
-        });
+                let mut want: HashMap<String, Vec<Pair>> = HashMap::new();
+                for p in pairs(&tr.forest) {
+                    want.entry(folded_stack(&p)).or_default().push(p);
+                }
+                assert_eq!(
+                    got.keys().collect::<std::collections::BTreeSet<_>>(),
+                    want.keys().collect::<std::collections::BTreeSet<_>>(),
+                    "{what}: stacks"
+                );
+                let mut timing = Timing::new();
+                let threads = thread_count(&pairs(&tr.forest));
+                for (stack, mut vals) in got {
+                    let mut ps = want[&stack].clone();
+                    assert_eq!(vals.len(), ps.len(), "{what}: {stack}");
+                    // The same stack seen several times (threads): compare sorted values.
+                    vals.sort();
+                    ps.sort_by_key(|p| p.self_ns);
+                    for (v, p) in vals.iter().zip(&ps) {
+                        timing.check(&format!("{what} {stack}"), v * 1000, p.self_ns, p);
+                    }
+                }
+                timing.finish(&what, threads);
+            });
+        }
     }
 }
 
 // ---------------------------------------------------------------- real CPython
 
-const PY: &str = "/usr/bin/python3.11";
-
 /// A program like the reference ones: stdlib imports, a missing package, a
-/// missing submodule, and a package with a parent nested in its child, a
-/// cycle, a body that raises (imported twice) and a `from ... import`.
+/// missing submodule, a package with a parent nested in its child, a cycle,
+/// a body that raises (imported twice), a `from ... import`, and two threads
+/// importing their own packages at once (after which the main thread goes
+/// on). Returns its path.
 fn write_program(dir: &std::path::Path) -> std::path::PathBuf {
-    let pkg = dir.join("pkg");
-    std::fs::create_dir_all(pkg.join("sub")).unwrap();
+    std::fs::create_dir_all(dir.join("pkg/sub")).unwrap();
     let files: &[(&str, &str)] = &[
         ("pkg/__init__.py", ""),
         ("pkg/a.py", "import pkg.b\n"),
@@ -504,13 +594,21 @@ fn write_program(dir: &std::path::Path) -> std::path::PathBuf {
         ("pkg/broken.py", "raise RuntimeError('broken on purpose')\n"),
         ("pkg/sub/__init__.py", "from pkg.sub import leaf\n"),
         ("pkg/sub/leaf.py", "X = 1\n"),
+        ("pkg/t1.py", "import pkg.t1sub\n"),
+        ("pkg/t1sub.py", "import time\ntime.sleep(0.01)\n"),
+        ("pkg/t2.py", "import pkg.t2sub\n"),
+        ("pkg/t2sub.py", "import time\ntime.sleep(0.01)\n"),
         (
             "main.py",
             "import os, sys\nsys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))\n\
              import json\ntry:\n    import nonexistent_mod.sub\nexcept ImportError:\n    pass\n\
              try:\n    import json.nope\nexcept ImportError:\n    pass\n\
              import pkg.a\ntry:\n    import pkg.broken\nexcept RuntimeError:\n    pass\n\
-             from pkg.sub import leaf\ntry:\n    import pkg.broken\nexcept RuntimeError:\n    pass\n",
+             from pkg.sub import leaf\ntry:\n    import pkg.broken\nexcept RuntimeError:\n    pass\n\
+             import threading\n\
+             ts = [threading.Thread(target=__import__, args=(m,)) for m in ('pkg.t1', 'pkg.t2')]\n\
+             for t in ts: t.start()\nfor t in ts: t.join()\n\
+             import email.mime.text\n",
         ),
     ];
     for (path, text) in files {
@@ -519,103 +617,150 @@ fn write_program(dir: &std::path::Path) -> std::path::PathBuf {
     dir.join("main.py")
 }
 
-/// Runs the program under `-X importtime` traced by a script; returns the
-/// script's stdout and the importtime lines as (level, module).
-fn trace_python(script_name: &str) -> Option<(String, Vec<(u32, String)>)> {
-    if !std::path::Path::new(PY).exists() {
-        common::skip(&format!("{PY} (a CPython with USDT probes) is not installed"));
-        return None;
-    }
-    let _serial = common::tracing_lock();
+/// Modules the program's threads import: their importtime lines interleave
+/// with shared levels, so they are compared by name only.
+const THREAD_MODULES: &[&str] = &["pkg.t1", "pkg.t1sub", "pkg.t2", "pkg.t2sub"];
+
+/// The traced program under a script, with python's own `-X importtime`
+/// lines as (level, module).
+fn run_python(t: &Tracer, script: &str) -> (common::PythonTrace, Vec<(u32, String)>) {
     let dir = tempfile::Builder::new().prefix("importprobe").tempdir().unwrap();
     let main = write_program(dir.path());
-    let cmd = format!("{PY} -S -X importtime {}", main.display());
-    assert!(!cmd[PY.len()..].contains("  ") && !main.to_str().unwrap().contains(' '), "no spaces allowed for -c");
-    let child = std::process::Command::new("bpftrace")
-        .env("BPFTRACE_STRLEN", "200")
-        .args(["--usdt-file-activation", "-c", &cmd])
-        .arg(common::script(script_name))
-        .arg(PY)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn bpftrace");
-    let (out, err) = common::finish(child, 60, &format!("bpftrace -c python {script_name}"));
-    // `import time:       123 |        456 |   pkg.a` (two spaces per level).
-    let mut importtime = Vec::new();
-    for line in lossy(&err).lines() {
-        let Some(rest) = line.strip_prefix("import time:") else { continue };
-        let Some((_, name)) = rest.rsplit_once(" | ") else { continue };
-        if name.trim() == "imported package" {
-            continue;
+    let argv: Vec<OsString> = vec![python().into(), "-S".into(), "-X".into(), "importtime".into(), main.into()];
+    let run = trace_python(t, script, &argv);
+    assert!(run.stderr.is_empty(), "{script} under {}: stderr is not clean:\n{}", run.tracer, run.stderr.join("\n"));
+    let lines: Vec<(u32, String)> = importtime::parse_log(&run.python_stderr)
+        .into_iter()
+        .map(|(_, l)| (l.level().unwrap_or(0), l.module))
+        .collect();
+    assert!(lines.len() > 10, "no -X importtime output:\n{}", run.python_stderr);
+    (run, lines)
+}
+
+/// What both sides must agree on: the main thread's (level, module) lines
+/// in order, and the threads' modules by name.
+fn split_threads(lines: &[(u32, String)]) -> (Vec<(u32, String)>, Vec<String>) {
+    let (threads, main): (Vec<_>, Vec<_>) =
+        lines.iter().cloned().partition(|(_, m)| THREAD_MODULES.contains(&m.as_str()));
+    let mut names: Vec<String> = threads.into_iter().map(|(_, m)| m).collect();
+    names.sort();
+    (main, names)
+}
+
+/// A forest's imports as importtime lines (depth, module), done order.
+fn done_lines(forest: &Forest) -> Vec<(u32, String)> {
+    forest.in_done_order().into_iter().map(|i| (forest.imports[i].depth, forest.imports[i].module.clone())).collect()
+}
+
+#[test]
+fn raw_collectors_on_real_cpython_equal_its_importtime() {
+    for t in tracers() {
+        for script in ["import-events", "import-capture"] {
+            let (run, importtime) = run_python(&t, script);
+            let what = format!("{script} on {} under {}", python().display(), run.tracer);
+            let rec = if script == "import-events" {
+                stream::parse(&run.out).map_err(|e| e.to_string())
+            } else {
+                capture::parse(&run.out).map_err(|e| e.to_string())
+            };
+            let rec = rec.unwrap_or_else(|e| panic!("{what}: {e}\n{}", common::lossy(&run.out)));
+            let forest = Forest::build(&rec);
+            assert!(forest.anomalies.is_empty() && forest.lost_events == 0, "{what}: {:?}", forest.diagnostics());
+            // -X importtime starts after the interpreter's own start-up
+            // imports: python's lines are the tail of the traced ones.
+            let traced = done_lines(&forest);
+            let (main_py, threads_py) = split_threads(&importtime);
+            let (main_tr, threads_tr) = split_threads(&traced);
+            assert!(main_tr.ends_with(&main_py), "{what}: main thread\npython: {main_py:?}\ntraced: {main_tr:?}");
+            assert_eq!(threads_tr, threads_py, "{what}: thread imports");
+            let failed: Vec<&str> = forest.imports.iter().filter(|i| i.failed()).map(|i| i.module.as_str()).collect();
+            assert_eq!(
+                failed,
+                ["nonexistent_mod", "nonexistent_mod.sub", "json.nope", "pkg.broken", "pkg.broken"],
+                "{what}"
+            );
+            let tids: std::collections::HashSet<u32> = forest.imports.iter().map(|i| i.tid).collect();
+            assert_eq!(tids.len(), 3, "{what}: the main thread and two workers");
         }
-        let indent = name.len() - name.trim_start().len();
-        importtime.push(((indent / 2) as u32, name.trim_start().to_string()));
     }
-    assert!(importtime.len() > 10, "no -X importtime output:\n{}", lossy(&err));
-    Some((lossy(&out), importtime))
 }
 
 #[test]
 fn import_tree_on_real_cpython_equals_importtime() {
-    if !can_trace() {
-        return;
-    }
-    let Some((out, importtime)) = trace_python("import-tree.bt") else { return };
-    let tree: Vec<(u32, String)> = parse_tree(&out).into_iter().map(|l| (l.depth, l.module)).collect();
-    assert_eq!(tree, importtime, "import-tree vs -X importtime (modules, order, nesting)");
-    for m in ["json", "nonexistent_mod", "nonexistent_mod.sub", "json.nope", "pkg.a", "pkg", "pkg.sub.leaf"] {
-        assert!(tree.iter().any(|(_, n)| n == m), "{m} missing");
+    for t in tracers() {
+        let (run, importtime) = run_python(&t, "import-tree");
+        let tree: Vec<(u32, String)> =
+            parse_tree(&common::lossy(&run.out)).into_iter().map(|l| (l.depth, l.module)).collect();
+        let (main_py, threads_py) = split_threads(&importtime);
+        let (main_tr, threads_tr) = split_threads(&tree);
+        assert!(main_tr.ends_with(&main_py), "import-tree under {}: {main_tr:?} vs {main_py:?}", run.tracer);
+        assert_eq!(threads_tr, threads_py, "under {}", run.tracer);
+        for m in ["json", "nonexistent_mod", "nonexistent_mod.sub", "json.nope", "pkg.a", "pkg", "pkg.sub.leaf"] {
+            assert!(tree.iter().any(|(_, n)| n == m), "{m} missing under {}", run.tracer);
+        }
     }
 }
 
 #[test]
 fn import_failed_on_real_cpython() {
-    if !can_trace() {
-        return;
+    for t in tracers() {
+        let (run, _) = run_python(&t, "import-failed");
+        let got: Vec<(String, u32, Vec<String>)> =
+            parse_failed(&common::lossy(&run.out)).into_iter().map(|f| (f.module, f.depth, f.chain)).collect();
+        let want: Vec<(String, u32, Vec<String>)> = vec![
+            ("nonexistent_mod".into(), 1, vec!["nonexistent_mod.sub".into()]),
+            ("nonexistent_mod.sub".into(), 0, vec![]),
+            ("json.nope".into(), 0, vec![]),
+            ("pkg.broken".into(), 0, vec![]),
+            ("pkg.broken".into(), 0, vec![]),
+        ];
+        assert_eq!(got, want, "under {}:\n{}", run.tracer, common::lossy(&run.out));
     }
-    let Some((out, _)) = trace_python("import-failed.bt") else { return };
-    let got: Vec<(String, u32, Vec<String>)> =
-        parse_failed(&out).into_iter().map(|f| (f.module, f.depth, f.chain)).collect();
-    let want: Vec<(String, u32, Vec<String>)> = vec![
-        ("nonexistent_mod".into(), 1, vec!["nonexistent_mod.sub".into()]),
-        ("nonexistent_mod.sub".into(), 0, vec![]),
-        ("json.nope".into(), 0, vec![]),
-        ("pkg.broken".into(), 0, vec![]),
-        ("pkg.broken".into(), 0, vec![]),
-    ];
-    assert_eq!(got, want, "{out}");
 }
 
 #[test]
-fn import_events_on_real_cpython_parse_and_match_importtime() {
-    if !can_trace() {
-        return;
+fn unencodable_names_on_real_cpython_are_marked_not_dropped() {
+    let code = "try:\n    __import__('a\\udcff')\nexcept Exception:\n    pass\nimport json\n";
+    for t in tracers() {
+        for script in ["import-events", "import-capture", "import-tree", "import-failed"] {
+            let dir = tempfile::tempdir().unwrap();
+            let prog = dir.path().join("null.py");
+            std::fs::write(&prog, code).unwrap();
+            let argv: Vec<OsString> = vec![python().into(), "-S".into(), prog.into()];
+            let run = trace_python(&t, script, &argv);
+            let what = format!("{script} under {}", run.tracer);
+            assert!(run.stderr.is_empty(), "{what}: {:?}", run.stderr);
+            let out = common::lossy(&run.out);
+            match script {
+                "import-events" | "import-capture" => {
+                    let rec = if script == "import-events" {
+                        stream::parse(&run.out).unwrap()
+                    } else {
+                        capture::parse(&run.out).unwrap()
+                    };
+                    let missing: Vec<&ImportEvent> =
+                        rec.events.iter().filter(|e| e.name == NameState::Missing).collect();
+                    assert_eq!(missing.len(), 2, "{what}: one pair with no name\n{out}");
+                    assert!(missing.iter().all(|e| e.module.is_empty()), "{what}");
+                    assert_eq!(missing[1].found, Some(false), "{what}");
+                    let f = Forest::build(&rec);
+                    assert!(f.anomalies.is_empty(), "{what}: {:?}", f.anomalies);
+                    assert!(f.imports.iter().any(|i| i.module == "json"), "{what}: later imports still traced");
+                }
+                "import-tree" => {
+                    let tree = parse_tree(&out);
+                    let missing: Vec<&TreeLine> = tree.iter().filter(|l| l.name == NameState::Missing).collect();
+                    assert_eq!(missing.len(), 1, "{what}\n{out}");
+                    assert!(missing[0].module.is_empty() && !missing[0].found, "{what}");
+                }
+                _ => {
+                    let failed = parse_failed(&out);
+                    assert!(
+                        failed.iter().any(|f| f.name == NameState::Missing && f.module.is_empty()),
+                        "{what}\n{out}"
+                    );
+                }
+            }
+        }
     }
-    let Some((out, importtime)) = trace_python("import-events.bt") else { return };
-    let events = stream::parse(out.as_bytes()).unwrap_or_else(|e| panic!("{e}\n{out}"));
-    // Done events in order are -X importtime's lines (children first).
-    let done: Vec<(u32, String)> =
-        events.iter().filter(|e| e.kind == EventKind::Done).map(|e| (e.depth, e.module.clone())).collect();
-    assert_eq!(done, importtime);
-    assert_eq!(events.len(), 2 * done.len());
-    let failed: Vec<&str> = events.iter().filter(|e| e.found == Some(false)).map(|e| e.module.as_str()).collect();
-    assert_eq!(failed, ["nonexistent_mod", "nonexistent_mod.sub", "json.nope", "pkg.broken", "pkg.broken"]);
-}
-
-#[test]
-fn import_tree_flags_names_cut_at_the_string_limit() {
-    if !can_trace() {
-        return;
-    }
-    let t = trace_sim("import-tree.bt", "long-name", None, 64, &[]);
-    let tree = parse_tree(&lossy(&t.out));
-    let truth = pairs(&t.truth);
-    assert_eq!(tree.len(), truth.len());
-    for (l, p) in tree.iter().zip(&truth) {
-        // `--wait-for-tracer` runs one thread: the done order is the file order.
-        assert_eq!(l.cut, p.module.len() > 63, "{l:?}");
-        assert_eq!(l.module, p.module[..p.module.len().min(63)]);
-    }
-    assert_eq!(tree.iter().filter(|l| l.cut).count(), 2, "both 150-byte modules flagged");
 }

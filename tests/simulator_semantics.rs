@@ -31,15 +31,15 @@ fn events(w: &Workload) -> (Vec<ImportEvent>, simulator::RunSummary) {
     let summary = simulator::run(w, &out);
     out.finish().unwrap();
     let bytes = buf.0.lock().unwrap().clone();
-    (truth::parse(&bytes[..]).unwrap(), summary)
+    (truth::parse(&bytes[..]).unwrap().events, summary)
 }
 
 /// Events in the reference traces' notation: `<depth> start <m>` / `<depth> done <m> <found>`.
 fn lines(evs: &[ImportEvent]) -> Vec<String> {
     evs.iter()
         .map(|e| match e.kind {
-            EventKind::Start => format!("{} start {}", e.depth, e.module),
             EventKind::Done => format!("{} done {} {}", e.depth, e.module, e.found.unwrap() as u8),
+            _ => format!("{} start {}", e.depth, e.module),
         })
         .collect()
 }

@@ -46,6 +46,8 @@ pub fn run() -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Err(e) => default_demo(&format!("tracing failed ({e:#}); the simulator's ground truth (-X importtime) follows")),
+        Err(e) => {
+            default_demo(&format!("tracing failed ({e:#}); the simulator's ground truth (-X importtime) follows"))
+        }
     }
 }

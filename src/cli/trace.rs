@@ -132,8 +132,7 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     req.max_map_keys = Some(args.max_imports);
-    let (forest, outcome) =
-        collect_events(req, &target, args.max_imports, args.save_events.as_deref())?;
+    let (forest, outcome) = collect_events(req, &target, args.max_imports, args.save_events.as_deref())?;
     let text = report::render(&forest, args.format);
     write_report(&mut *out, &text)?;
     for line in forest.diagnostics() {
@@ -170,7 +169,13 @@ fn command_line(target: &Target, pid: u32) -> String {
     match target {
         Target::Command(argv) => argv.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" "),
         Target::Pid(_) => std::fs::read(format!("/proc/{pid}/cmdline"))
-            .map(|b| b.split(|&c| c == 0).filter(|a| !a.is_empty()).map(String::from_utf8_lossy).collect::<Vec<_>>().join(" "))
+            .map(|b| {
+                b.split(|&c| c == 0)
+                    .filter(|a| !a.is_empty())
+                    .map(String::from_utf8_lossy)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
             .unwrap_or_default(),
     }
 }

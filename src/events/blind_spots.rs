@@ -30,7 +30,8 @@ impl BlindSpot {
     /// One line for people.
     pub fn describe(&self, forest: &Forest) -> String {
         let kids: Vec<String> = self.children.iter().take(3).map(|&c| forest.imports[c].display_name()).collect();
-        let more = if self.children.len() > 3 { format!(" and {} more", self.children.len() - 3) } else { String::new() };
+        let more =
+            if self.children.len() > 3 { format!(" and {} more", self.children.len() - 3) } else { String::new() };
         let inside = match self.enclosing {
             Some(e) => format!("its own time is in the self time of {}", forest.imports[e].display_name()),
             None => "its own time is outside every traced import (top-level code)".to_owned(),
@@ -73,7 +74,12 @@ pub fn find(forest: &Forest) -> Vec<BlindSpot> {
             Some(&k) => spots[k].children.push(id),
             None => {
                 index.insert((imp.pid, parent.to_owned()), spots.len());
-                spots.push(BlindSpot { pid: imp.pid, module: parent.to_owned(), children: vec![id], enclosing: imp.parent });
+                spots.push(BlindSpot {
+                    pid: imp.pid,
+                    module: parent.to_owned(),
+                    children: vec![id],
+                    enclosing: imp.parent,
+                });
             }
         }
     }
@@ -103,7 +109,10 @@ mod tests {
         assert_eq!(spots[0].children.len(), 2);
         assert_eq!(spots[0].enclosing, Some(0));
         let line = spots[0].describe(&f);
-        assert!(line.contains("numexpr was imported outside the probes") && line.contains("self time of pandas"), "{line}");
+        assert!(
+            line.contains("numexpr was imported outside the probes") && line.contains("self time of pandas"),
+            "{line}"
+        );
     }
 
     #[test]

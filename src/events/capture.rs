@@ -111,8 +111,11 @@ fn record(c: &mut Cursor, kind: EventKind) -> Result<ImportEvent, SyntaxError> {
     }
     let pid = c.number("pid", b", ")?;
     let flag: u8 = c.number("name flag", b", ")?;
-    let name = NameState::from_flag(flag)
-        .ok_or_else(|| SyntaxError::BadField { line, field: "name flag", value: flag.to_string() })?;
+    let name = NameState::from_flag(flag).ok_or_else(|| SyntaxError::BadField {
+        line,
+        field: "name flag",
+        value: flag.to_string(),
+    })?;
     let len: usize = c.number("len", b", ")?;
     let module = c.name(len, name, b")\n")?;
     Ok(ImportEvent { name, ..ImportEvent::start(ts_ns, pid, tid, 0, module) })
@@ -205,7 +208,10 @@ mod tests {
     #[test]
     fn broken_dumps_are_errors() {
         assert!(matches!(parse(b"@s[1, 2]: (1, 0, 1, a)\n"), Err(CaptureError::MissingHeader { .. })));
-        assert!(matches!(parse(b"# importprobe-capture v1\n@s[1, 2]: (1, 0, 1, a)\n"), Err(CaptureError::MissingTrailer)));
+        assert!(matches!(
+            parse(b"# importprobe-capture v1\n@s[1, 2]: (1, 0, 1, a)\n"),
+            Err(CaptureError::MissingTrailer)
+        ));
         let dup = b"# importprobe-capture v1\n@s[1, 2]: (1, 0, 1, a)\n@d[1, 2]: (1, 1)\n# end\n";
         assert!(matches!(parse(dup), Err(CaptureError::Duplicate { .. })));
         let bad_len = b"# importprobe-capture v1\n@s[1, 2]: (1, 0, 5, a)\n# end\n";

@@ -107,11 +107,8 @@ impl<'a> Cursor<'a> {
             return Err(SyntaxError::Truncated { line, field: "module name" });
         }
         let (raw, tail) = rest.split_at(len);
-        let trailer = if state == NameState::Cut && tail.starts_with(b"..") && tail[2..].starts_with(after) {
-            2
-        } else {
-            0
-        };
+        let trailer =
+            if state == NameState::Cut && tail.starts_with(b"..") && tail[2..].starts_with(after) { 2 } else { 0 };
         if !tail[trailer..].starts_with(after) {
             if tail.len() < after.len() {
                 return Err(SyntaxError::Truncated { line, field: "end of the module name" });

@@ -216,8 +216,8 @@ impl Forest {
         let mut threads: HashMap<(u32, u32), ThreadState> = HashMap::new();
         let mut process_index: HashMap<u32, usize> = HashMap::new();
         for p in &rec.processes {
-            if !process_index.contains_key(&p.pid) {
-                process_index.insert(p.pid, f.processes.len());
+            if let std::collections::hash_map::Entry::Vacant(slot) = process_index.entry(p.pid) {
+                slot.insert(f.processes.len());
                 f.processes.push(Process { info: p.clone(), threads: Vec::new() });
             }
         }
@@ -233,10 +233,8 @@ impl Forest {
             let key = (ev.pid, ev.tid);
             let st = threads.entry(key).or_insert_with(|| {
                 let p = *process_index.entry(ev.pid).or_insert_with(|| {
-                    f.processes.push(Process {
-                        info: ProcessInfo { pid: ev.pid, ..Default::default() },
-                        threads: Vec::new(),
-                    });
+                    f.processes
+                        .push(Process { info: ProcessInfo { pid: ev.pid, ..Default::default() }, threads: Vec::new() });
                     f.processes.len() - 1
                 });
                 f.processes[p].threads.push(ev.tid);
@@ -452,8 +450,13 @@ impl Forest {
     /// nested in it), with their depth.
     pub fn preorder(&self, pid: u32, tid: u32) -> Vec<ImportId> {
         let mut out = Vec::new();
-        let mut stack: Vec<ImportId> =
-            self.roots.iter().rev().copied().filter(|&r| (self.imports[r].pid, self.imports[r].tid) == (pid, tid)).collect();
+        let mut stack: Vec<ImportId> = self
+            .roots
+            .iter()
+            .rev()
+            .copied()
+            .filter(|&r| (self.imports[r].pid, self.imports[r].tid) == (pid, tid))
+            .collect();
         while let Some(id) = stack.pop() {
             out.push(id);
             stack.extend(self.imports[id].children.iter().rev());

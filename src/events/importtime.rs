@@ -258,8 +258,7 @@ pub fn render(forest: &Forest) -> String {
             out.push_str(HEADER);
         }
         let imp = &forest.imports[id];
-        let module =
-            if imp.name == NameState::Full { super::escape(&imp.module) } else { imp.display_name() };
+        let module = if imp.name == NameState::Full { super::escape(&imp.module) } else { imp.display_name() };
         match (&imp.logged, imp.state) {
             (Some(l), ImportState::Cached) => {
                 out.push_str(&format!("{PREFIX} cached    | cached     | {}{module}\n", " ".repeat(l.pad)))

@@ -188,13 +188,6 @@ pub struct Recording {
 
 impl Recording {
     pub fn new(origin: Origin, events: Vec<ImportEvent>) -> Self {
-        Recording {
-            origin,
-            events,
-            processes: Vec::new(),
-            lost_events: 0,
-            warnings: Vec::new(),
-            logged: Vec::new(),
-        }
+        Recording { origin, events, processes: Vec::new(), lost_events: 0, warnings: Vec::new(), logged: Vec::new() }
     }
 }

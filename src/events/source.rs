@@ -46,7 +46,13 @@ pub fn detect(text: &[u8]) -> Option<Origin> {
 /// anything else is taken as UTF-8.
 pub fn decode(data: &[u8]) -> Cow<'_, [u8]> {
     let utf16 = |bytes: &[u8], le: bool| {
-        let units = bytes.chunks_exact(2).map(|c| if le { u16::from_le_bytes([c[0], c[1]]) } else { u16::from_be_bytes([c[0], c[1]]) });
+        let units = bytes.chunks_exact(2).map(|c| {
+            if le {
+                u16::from_le_bytes([c[0], c[1]])
+            } else {
+                u16::from_be_bytes([c[0], c[1]])
+            }
+        });
         Cow::Owned(char::decode_utf16(units).map(|r| r.unwrap_or('\u{fffd}')).collect::<String>().into_bytes())
     };
     match data {
@@ -87,7 +93,8 @@ mod tests {
         let rec = load(stream).unwrap();
         assert_eq!(rec.origin, Origin::Stream);
         assert_eq!(rec.events[0].module, "a b");
-        let truth = b"\n{\"ts_ns\":5,\"pid\":1,\"tid\":1,\"depth\":0,\"event\":\"start\",\"module\":\"x\",\"found\":null}\n";
+        let truth =
+            b"\n{\"ts_ns\":5,\"pid\":1,\"tid\":1,\"depth\":0,\"event\":\"start\",\"module\":\"x\",\"found\":null}\n";
         let rec = load(truth).unwrap();
         assert_eq!((rec.origin, rec.events[0].kind), (Origin::Truth, EventKind::Start));
         let capture = b"# importprobe-capture v1\n@s[1, 5]: (1, 0, 1, a)\n@d[1, 6]: (1, 1)\n# end\n";
@@ -100,7 +107,8 @@ mod tests {
 
     #[test]
     fn reads_utf16_as_powershell_writes_it() {
-        let text = "import time: self [us] | cumulative | imported package\r\nimport time:         3 |          3 | é\r\n";
+        let text =
+            "import time: self [us] | cumulative | imported package\r\nimport time:         3 |          3 | é\r\n";
         let mut le = vec![0xff, 0xfe];
         le.extend(text.encode_utf16().flat_map(|u| u.to_le_bytes()));
         let rec = load(&le).unwrap();

@@ -78,7 +78,8 @@ pub fn parse(data: &[u8]) -> Result<Recording, StreamError> {
                 Ok(Item::Process(p)) => rec.processes.push(p),
                 // The tracer was killed while writing its last line.
                 Err(SyntaxError::Truncated { .. }) if !c.rest().contains(&b'\n') => {
-                    rec.warnings.push(format!("line {line}: the stream ends inside an event (tracer killed?); it is left out"));
+                    rec.warnings
+                        .push(format!("line {line}: the stream ends inside an event (tracer killed?); it is left out"));
                     break;
                 }
                 Err(e) => return Err(e.into()),

@@ -146,8 +146,11 @@ impl Verdict {
 
     /// One line per failed condition (empty when ok).
     pub fn problems(&self, what: &str) -> Vec<String> {
-        let mut out: Vec<String> =
-            self.beyond_hard.iter().map(|d| format!("{}: off by {} µs, beyond any tolerance", d.label, us(d.deviation_ns))).collect();
+        let mut out: Vec<String> = self
+            .beyond_hard
+            .iter()
+            .map(|d| format!("{}: off by {} µs, beyond any tolerance", d.label, us(d.deviation_ns)))
+            .collect();
         if self.outliers.len() > self.allowed_outliers {
             out.push(format!(
                 "{} of {} {what} outside their tolerance ({} allowed)",

@@ -17,7 +17,9 @@ pub fn render(forest: &Forest) -> String {
         events.push(json!({"name": "process_name", "ph": "M", "pid": p.info.pid, "tid": 0, "args": {"name": name}}));
         for (i, &tid) in p.threads.iter().enumerate() {
             let tname = if i == 0 && tid == p.info.pid { "main".to_owned() } else { format!("thread {tid}") };
-            events.push(json!({"name": "thread_name", "ph": "M", "pid": p.info.pid, "tid": tid, "args": {"name": tname}}));
+            events.push(
+                json!({"name": "thread_name", "ph": "M", "pid": p.info.pid, "tid": tid, "args": {"name": tname}}),
+            );
         }
     }
     for (id, imp) in forest.imports.iter().enumerate() {

@@ -99,14 +99,19 @@ fn trace(w: &Workload, opts: &LiveOptions) -> Result<Traced, Check> {
         params: &[],
         deadline: opts.timeout,
         max_map_keys: Some(100_000),
+        strlen: None,
     };
     let traced = simulated::trace(&opts.bpftrace, &run).map_err(|e| {
         let details = match &e {
             simulated::SimulatedError::Trace(t) => t.stderr().to_vec(),
             _ => Vec::new(),
         };
-        Check::impossible(&name, format!("{e}"), "run `importprobe trace -- importprobe run --workload refpkg` to see why")
-            .with_details(details)
+        Check::impossible(
+            &name,
+            format!("{e}"),
+            "run `importprobe trace -- importprobe run --workload refpkg` to see why",
+        )
+        .with_details(details)
     })?;
     if traced.outcome.timed_out {
         return Err(Check::fail(&name, format!("the traced simulator did not finish within {:?}", opts.timeout))
@@ -202,8 +207,7 @@ fn nesting_check(prefix: &str, seen: &Recording) -> Check {
 /// pair durations match the true ones, within [`Tolerance`].
 fn timing_check(prefix: &str, diffs: &[ThreadDiff], traced: &Traced, tol: &Tolerance) -> Check {
     let name = format!("{prefix}/timing");
-    let lags: Vec<i64> =
-        diffs.iter().flat_map(|d| d.matched().map(|(t, s)| s.ts_ns as i64 - t.ts_ns as i64)).collect();
+    let lags: Vec<i64> = diffs.iter().flat_map(|d| d.matched().map(|(t, s)| s.ts_ns as i64 - t.ts_ns as i64)).collect();
     if lags.is_empty() {
         return Check::fail(name, "no traced event matched the truth: nothing to time");
     }
@@ -255,11 +259,8 @@ pub fn pair_durations(truth: &Recording, seen: &Recording, tol: &Tolerance) -> J
             if t.imports[i].module != s.imports[j].module {
                 break;
             }
-            let facts = PairFacts {
-                nested: t.descendants(i) as u64,
-                first_hit: k == 0,
-                duration_ns: t.cumulative_ns(i),
-            };
+            let facts =
+                PairFacts { nested: t.descendants(i) as u64, first_hit: k == 0, duration_ns: t.cumulative_ns(i) };
             let label = format!("thread {tid} {}", t.imports[i].display_name());
             judge.pair(label, s.cumulative_ns(j), t.cumulative_ns(i), &facts);
         }

@@ -60,8 +60,10 @@ pub fn run(opts: &Options) -> Vec<Check> {
             None => checks.push(Check::skipped(format!("live/{}", w.name), why)),
         }
     }
+    let live_traced = !checks.iter().any(|c| c.group() == "live" && c.status == Status::Impossible);
     match ready {
-        Some(b) => checks.extend(scripts::checks(&opts.exe, b, opts.timeout)),
+        Some(b) if live_traced => checks.extend(scripts::checks(&opts.exe, b, opts.timeout)),
+        Some(_) => checks.push(Check::skipped("scripts", "bpftrace could not trace the simulator")),
         None => checks.push(Check::skipped("scripts", why)),
     }
     if let Some(given) = &opts.python {

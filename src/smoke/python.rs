@@ -63,7 +63,6 @@ pub const EXPECTED: &[(u32, &str, Option<bool>)] = &[
     (0, "importprobe_smoke_absent", Some(false)),
 ];
 
-
 #[derive(Debug, Clone)]
 pub struct PythonOptions {
     pub python: PathBuf,
@@ -178,7 +177,8 @@ fn run(opts: &PythonOptions) -> Result<Run, Check> {
     }
     let main = dir.path().join("main.py");
     let stderr_path = dir.path().join("stderr.txt");
-    let scratch = |e: std::io::Error| Check::impossible(name, format!("cannot create a scratch file: {e}"), "set TMPDIR");
+    let scratch =
+        |e: std::io::Error| Check::impossible(name, format!("cannot create a scratch file: {e}"), "set TMPDIR");
     let script = scripts::find("import-capture").expect("bundled import-capture script");
     let argv: Vec<std::ffi::OsString> =
         vec![opts.python.clone().into(), "-S".into(), "-X".into(), "importtime".into(), main.into()];
@@ -190,8 +190,12 @@ fn run(opts: &PythonOptions) -> Result<Run, Check> {
     req.command_output.stdout = Some(std::fs::File::create(dir.path().join("stdout.txt")).map_err(scratch)?);
     let mut output = Vec::new();
     let outcome = runner::trace(req, &mut output).map_err(|e| {
-        Check::impossible(name, format!("cannot trace {}: {e}", opts.python.display()), "run `importprobe trace -- PYTHON -c pass` to see why")
-            .with_details(e.stderr().to_vec())
+        Check::impossible(
+            name,
+            format!("cannot trace {}: {e}", opts.python.display()),
+            "run `importprobe trace -- PYTHON -c pass` to see why",
+        )
+        .with_details(e.stderr().to_vec())
     })?;
     let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
     let importtime: Vec<ImportTimeLine> = importtime::parse_log(&stderr).into_iter().map(|(_, l)| l).collect();

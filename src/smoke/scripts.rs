@@ -9,7 +9,7 @@
 use super::check::Check;
 use crate::tracer::bpftrace::Bpftrace;
 use crate::tracer::scripts::{BundledScript, BUNDLED};
-use crate::tracer::simulated::{self, SimulatedRun, SimulatedError};
+use crate::tracer::simulated::{self, SimulatedError, SimulatedRun};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -25,7 +25,15 @@ pub fn checks(exe: &Path, bpftrace: &Bpftrace, timeout: Duration) -> Vec<Check> 
 fn check(exe: &Path, bpftrace: &Bpftrace, script: &BundledScript, timeout: Duration) -> Check {
     let t = Instant::now();
     let name = format!("scripts/{}", script.name);
-    let run = SimulatedRun { exe, run_args: WORKLOAD, script, params: &[], deadline: timeout, max_map_keys: None };
+    let run = SimulatedRun {
+        exe,
+        run_args: WORKLOAD,
+        script,
+        params: &[],
+        deadline: timeout,
+        max_map_keys: None,
+        strlen: None,
+    };
     let version = bpftrace.version;
     let check = match simulated::trace(bpftrace, &run) {
         Err(SimulatedError::Trace(e)) => {

@@ -30,7 +30,8 @@ impl Version {
     /// Parses `bpftrace --version` output (`bpftrace v0.17.0`, `v0.23.2`,
     /// `bpftrace v0.27.1-dirty`...).
     pub fn parse(text: &str) -> Option<Version> {
-        let word = text.split_whitespace().find(|w| w.trim_start_matches('v').starts_with(|c: char| c.is_ascii_digit()))?;
+        let word =
+            text.split_whitespace().find(|w| w.trim_start_matches('v').starts_with(|c: char| c.is_ascii_digit()))?;
         let mut nums = word.trim_start_matches('v').split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty());
         let major = nums.next()?.parse().ok()?;
         let minor = nums.next()?.parse().ok()?;
@@ -107,21 +108,26 @@ impl Bpftrace {
         self.version >= Version(0, 24, 0)
     }
 
-    /// The environment importprobe runs it with: string limit, ring buffer
-    /// and, when given, map size; a variable the user already set wins.
-    pub fn env(&self, max_map_keys: Option<usize>) -> Vec<(&'static str, String)> {
-        let mut vars = vec![(self.strlen_var(), STRLEN.to_string()), ("BPFTRACE_PERF_RB_PAGES", PERF_RB_PAGES.to_string())];
+    /// The environment importprobe runs it with: the string limit (`None`:
+    /// [`STRLEN`], unless the user's environment already sets it), the ring
+    /// buffer and, when given, the map size.
+    pub fn env(&self, strlen: Option<u32>, max_map_keys: Option<usize>) -> Vec<(&'static str, String)> {
+        let mut vars = vec![("BPFTRACE_PERF_RB_PAGES", PERF_RB_PAGES.to_string())];
+        match strlen {
+            Some(n) => vars.push((self.strlen_var(), n.to_string())),
+            None if std::env::var_os(self.strlen_var()).is_none() => vars.push((self.strlen_var(), STRLEN.to_string())),
+            None => {}
+        }
         if let Some(keys) = max_map_keys {
             vars.push((self.map_keys_var(), keys.to_string()));
         }
-        vars.retain(|(var, _)| std::env::var_os(var).is_none());
         vars
     }
 
     /// A command running this bpftrace with [`Bpftrace::env`].
-    pub fn command(&self, max_map_keys: Option<usize>) -> Command {
+    pub fn command(&self, strlen: Option<u32>, max_map_keys: Option<usize>) -> Command {
         let mut cmd = Command::new(&self.path);
-        cmd.envs(self.env(max_map_keys));
+        cmd.envs(self.env(strlen, max_map_keys));
         cmd
     }
 }
@@ -164,7 +170,8 @@ mod tests {
         assert_eq!((old.strlen_var(), old.map_keys_var()), ("BPFTRACE_STRLEN", "BPFTRACE_MAP_KEYS_MAX"));
         assert_eq!((new.strlen_var(), new.map_keys_var()), ("BPFTRACE_MAX_STRLEN", "BPFTRACE_MAX_MAP_KEYS"));
         assert!(!new.raises_semaphores_itself() && at(Version(0, 24, 0)).raises_semaphores_itself());
-        assert!(old.env(Some(10)).iter().any(|(v, n)| *v == "BPFTRACE_MAP_KEYS_MAX" && n == "10"));
+        assert!(old.env(None, Some(10)).iter().any(|(v, n)| *v == "BPFTRACE_MAP_KEYS_MAX" && n == "10"));
+        assert!(new.env(Some(64), None).iter().any(|(v, n)| *v == "BPFTRACE_MAX_STRLEN" && n == "64"));
     }
 
     #[test]

@@ -112,7 +112,11 @@ pub fn check_environment() -> Vec<Problem> {
         Err(e @ super::bpftrace::LocateError::Missing) => {
             problems.push(Problem::new(ProblemKind::NoBpftrace, e.to_string(), "apt-get install -y bpftrace"))
         }
-        Err(e) => problems.push(Problem::new(ProblemKind::NoBpftrace, e.to_string(), "apt-get install --reinstall -y bpftrace")),
+        Err(e) => problems.push(Problem::new(
+            ProblemKind::NoBpftrace,
+            e.to_string(),
+            "apt-get install --reinstall -y bpftrace",
+        )),
     }
     // SAFETY: geteuid cannot fail.
     let euid = unsafe { libc::geteuid() };

@@ -68,6 +68,8 @@ pub struct TraceRequest {
     pub deadline: Option<Duration>,
     /// Keys per map (the capture collector's size), if not bpftrace's default.
     pub max_map_keys: Option<usize>,
+    /// The string limit, if not [`super::bpftrace::STRLEN`].
+    pub strlen: Option<u32>,
     /// Where a started command's stdout and stderr go (inherited by default).
     pub command_output: ChildOutput,
     /// Pass bpftrace's stderr (host notices left out) on to ours as it comes.
@@ -88,6 +90,7 @@ impl TraceRequest {
             attach_timeout: Duration::from_secs(60),
             deadline: None,
             max_map_keys: None,
+            strlen: None,
             command_output: ChildOutput::default(),
             echo_stderr: false,
             forward_signals: false,
@@ -180,7 +183,7 @@ pub fn trace(req: TraceRequest, out: &mut (dyn Write + Send)) -> Result<TraceOut
         }
     };
     let file = ScriptFile::write(script_name, source)?;
-    let mut cmd = bpftrace.command(req.max_map_keys);
+    let mut cmd = bpftrace.command(req.strlen, req.max_map_keys);
     cmd.arg("-p").arg(pid.to_string()).arg(file.path()).args(args);
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
     tracing::debug!(?cmd, "starting bpftrace");
@@ -216,7 +219,9 @@ pub fn trace(req: TraceRequest, out: &mut (dyn Write + Send)) -> Result<TraceOut
                     let _ = copier.join();
                     return Err(match (e, status) {
                         (TraceError::TracerFailed { .. }, Ok(status)) => failed(status, stderr),
-                        (TraceError::AttachTimeout { pid, secs, .. }, _) => TraceError::AttachTimeout { pid, secs, stderr },
+                        (TraceError::AttachTimeout { pid, secs, .. }, _) => {
+                            TraceError::AttachTimeout { pid, secs, stderr }
+                        }
                         (e, _) => e,
                     });
                 }
@@ -345,7 +350,8 @@ fn wait_attached(
     if !watch {
         tracing::info!(pid, "no import probe mapped in the stopped command yet; cannot verify the attachment");
     }
-    let mut limit = Instant::now() + req.attach_timeout;
+    let began = Instant::now();
+    let mut limit = began + req.attach_timeout;
     if let Some(d) = deadline {
         limit = limit.min(d);
     }
@@ -375,7 +381,7 @@ fn wait_attached(
             return Ok(stopped.resume()?);
         }
         if Instant::now() >= limit {
-            let secs = limit.saturating_duration_since(Instant::now()).as_secs().max(req.attach_timeout.as_secs());
+            let secs = began.elapsed().as_secs();
             return Err(TraceError::AttachTimeout { pid, secs, stderr: Vec::new() });
         }
         std::thread::sleep(Duration::from_millis(1));

@@ -40,7 +40,10 @@ pub const BUNDLED: &[BundledScript] = &[
     bundled!("import-hist", "log2 histograms of import latency, found vs not found"),
     bundled!("import-folded", "folded import stacks weighted by self time, for flame graphs"),
     bundled!("import-events", "every probe firing as a raw event stream, the input of `importprobe report`"),
-    bundled!("import-capture", "every probe firing kept in kernel maps, printed at the end (what `importprobe trace` collects)"),
+    bundled!(
+        "import-capture",
+        "every probe firing kept in kernel maps, printed at the end (what `importprobe trace` collects)"
+    ),
 ];
 
 /// The bundled script called `name`.

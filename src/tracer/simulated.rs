@@ -44,6 +44,8 @@ pub struct SimulatedRun<'a> {
     pub deadline: Duration,
     /// Keys per map, for the capture collector (bpftrace's default if `None`).
     pub max_map_keys: Option<usize>,
+    /// The string limit (importprobe's default if `None`).
+    pub strlen: Option<u32>,
 }
 
 /// Runs the workload under the script and reads its ground truth.
@@ -57,11 +59,12 @@ pub fn trace(bpftrace: &Bpftrace, run: &SimulatedRun) -> Result<SimulatedTrace, 
     req.args = scripts::positional_args(None, run.params);
     req.deadline = Some(run.deadline);
     req.max_map_keys = run.max_map_keys;
-    req.command_output.stdout = Some(std::fs::File::create(dir.path().join("stdout")).map_err(SimulatedError::Scratch)?);
+    req.strlen = run.strlen;
+    req.command_output.stdout =
+        Some(std::fs::File::create(dir.path().join("stdout")).map_err(SimulatedError::Scratch)?);
     let mut output = Vec::new();
     let outcome = runner::trace(req, &mut output)?;
-    let truth = truth::read(&truth_path).map_err(|e| {
-        SimulatedError::NoTruth(e, outcome.command.map_or("unknown".into(), |s| s.to_string()))
-    })?;
+    let truth = truth::read(&truth_path)
+        .map_err(|e| SimulatedError::NoTruth(e, outcome.command.map_or("unknown".into(), |s| s.to_string())))?;
     Ok(SimulatedTrace { output, truth, outcome })
 }

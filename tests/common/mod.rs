@@ -1,23 +1,32 @@
 //! Helpers shared by the integration tests (each test crate uses a part):
-//! the binary under test, the real CPython files, scratch directories; ELF
-//! note surgery (`elf`), the skip-or-require tracing rule and simulator runs
-//! under bundled scripts (`tracing`), import-tree lines (`tree`).
+//! the binary under test, the interpreters, scratch directories; ELF note
+//! surgery (`elf`); tracing the simulator and CPython with every tracer of
+//! the compatibility matrix, and the ground truth as import pairs
+//! (`tracing`).
 #![allow(dead_code, unused_imports)]
 
 pub mod elf;
 pub mod tracing;
-pub mod tree;
 
 pub use self::elf::*;
 pub use self::tracing::*;
-pub use self::tree::*;
 
 use std::path::PathBuf;
 use std::process::Output;
 
-/// Debian's CPython 3.11, built with the probes.
+/// Debian 12's CPython 3.11, built with the probes: the ELF tests check
+/// its notes byte for byte (`readelf -n`).
 pub const PYTHON: &str = "/usr/bin/python3.11";
 pub const LIBPYTHON: &str = "/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0";
+
+/// The CPython with probes the tracing tests run: `IMPORTPROBE_PYTHON`
+/// (the compatibility matrix sets python3.13 / python3.14 in its chroots),
+/// else Debian 12's python3.11.
+pub fn python() -> PathBuf {
+    std::env::var_os("IMPORTPROBE_PYTHON")
+        .filter(|p| !p.is_empty())
+        .map_or_else(|| PathBuf::from(PYTHON), PathBuf::from)
+}
 
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_importprobe"))
@@ -29,6 +38,10 @@ pub fn stdout(out: &Output) -> String {
 
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
 }
 
 /// A fresh scratch directory, removed on drop.
