@@ -9,7 +9,9 @@
 //! - `max-regression PCT` (with a baseline): the median import time may
 //!   exceed the baseline's median by at most PCT percent;
 //! - `forbid MODULE`: MODULE, or any submodule of it, must not be loaded in
-//!   any run (a failed attempt is not a load, but a cached line is);
+//!   any run (a failed attempt is not a load, but a cached line is; an
+//!   `-X importtime` log does not say which imports failed, so there every
+//!   import counts as a load);
 //! - `forbid-blind-spots`: no run may have a package imported outside the
 //!   probes ([`crate::events::blind_spots`]), whose cost then hides in
 //!   another import's self time; packages can be allowed by name.

@@ -6,7 +6,9 @@
 //! the size of the change in self time (the time that module itself is
 //! responsible for), then in cumulative time, then by name. A module
 //! "started failing" when it failed in NEW but had no failed import in
-//! BASE, and "stopped failing" the other way round.
+//! BASE, and "stopped failing" the other way round; failures are only
+//! compared when both recordings know them (an `-X importtime` log does
+//! not say which imports failed).
 
 use super::profile::{ModuleCost, ModuleKey, Profile};
 use serde::Serialize;
@@ -47,6 +49,9 @@ pub struct Diff {
     pub delta_total_percent: Option<f64>,
     pub base_imports: u64,
     pub new_imports: u64,
+    /// False when a side is an `-X importtime` log, which does not record
+    /// failures: then nothing "started" or "stopped failing".
+    pub failures_compared: bool,
     /// Sorted by impact.
     pub modules: Vec<ModuleChange>,
 }
@@ -72,6 +77,7 @@ fn delta(base: u64, new: u64) -> i64 {
 /// Compares BASE with NEW.
 pub fn diff(base: &Profile, new: &Profile) -> Diff {
     let zero = ModuleCost::default();
+    let failures_compared = !base.laid_out && !new.laid_out;
     let mut modules: Vec<ModuleChange> = Vec::new();
     let keys: std::collections::BTreeSet<&ModuleKey> = base.modules.keys().chain(new.modules.keys()).collect();
     for key in keys {
@@ -89,14 +95,14 @@ pub fn diff(base: &Profile, new: &Profile) -> Diff {
             new: n.cloned(),
             delta_self_ns: delta(bc.self_ns, nc.self_ns),
             delta_cumulative_ns: delta(bc.cumulative_ns, nc.cumulative_ns),
-            started_failing: b.is_some() && bc.failed == 0 && nc.failed > 0,
-            stopped_failing: n.is_some() && bc.failed > 0 && nc.failed == 0,
+            started_failing: failures_compared && b.is_some() && bc.failed == 0 && nc.failed > 0,
+            stopped_failing: failures_compared && n.is_some() && bc.failed > 0 && nc.failed == 0,
         };
         let same = status == Status::Changed
             && change.delta_self_ns == 0
             && change.delta_cumulative_ns == 0
             && bc.imports == nc.imports
-            && bc.failed == nc.failed
+            && (bc.failed == nc.failed || !failures_compared)
             && bc.cached == nc.cached;
         if !same {
             modules.push(change);
@@ -116,6 +122,7 @@ pub fn diff(base: &Profile, new: &Profile) -> Diff {
         delta_total_percent: super::duration::percent(base.total_ns, new.total_ns),
         base_imports: base.imports,
         new_imports: new.imports,
+        failures_compared,
         modules,
     }
 }
@@ -159,5 +166,8 @@ mod tests {
         assert_eq!(back.removed().count(), 1);
         assert!(back.modules.iter().any(|m| m.stopped_failing));
         assert_eq!(back.started_failing().count(), 0);
+        let log = Profile { laid_out: true, ..base.clone() };
+        let across = diff(&log, &new);
+        assert!(!across.failures_compared && across.started_failing().count() == 0, "a log does not know failures");
     }
 }

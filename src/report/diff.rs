@@ -75,6 +75,9 @@ pub fn render(d: &Diff, base: &Side, new: &Side, limit: usize, colour: bool) -> 
     if !failing.is_empty() {
         let _ = writeln!(out, "{} {}", paint.bad("started failing:"), failing.join(", "));
     }
+    if !d.failures_compared {
+        let _ = writeln!(out, "failures not compared: an -X importtime log does not record which imports failed");
+    }
     let sum = |it: &mut dyn Iterator<Item = &ModuleChange>| {
         let v: Vec<i64> = it.map(|m| m.delta_self_ns).collect();
         (v.len(), v.iter().sum::<i64>())
