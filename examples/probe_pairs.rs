@@ -16,7 +16,7 @@ use std::time::Instant;
 /// its single call site (one semaphore per probe name).
 #[inline(never)]
 #[no_mangle]
-pub extern "C" fn importprobe_bench_fire_pairs(name: &CStr, pairs: u64) {
+pub fn importprobe_bench_fire_pairs(name: &CStr, pairs: u64) {
     for _ in 0..pairs {
         import_find_load_start(black_box(name));
         import_find_load_done(black_box(name), black_box(true));

@@ -10,8 +10,10 @@
 //!   pid (preflight checks, launching targets stopped, Ctrl-C); Linux only;
 //! - [`events`]: the event model: every source read into one recording,
 //!   paired into one import forest;
-//! - [`report`]: reports rendered from the forest (tree, folded stacks,
-//!   JSON, Chrome trace...);
+//! - [`analysis`]: what reports, `diff` and `check` compute from forests
+//!   (summaries, per-module costs, medians, diffs, gates);
+//! - [`report`]: reports rendered from the forest (tree, top, folded stacks,
+//!   flame graph, Chrome trace, speedscope, JSON...), diffs and checks;
 //! - [`elf`]: reading SDT probe notes out of any ELF file;
 //! - `smoke`: `importprobe smoke`, the end-to-end check that tracing works here; Linux only;
 //! - [`cli`]: the `importprobe` command line.
@@ -21,6 +23,7 @@
 #[cfg(all(feature = "probes", not(target_os = "linux")))]
 usdt::dtrace_provider!("probes/python.d");
 
+pub mod analysis;
 pub mod cli;
 pub mod elf;
 pub mod events;

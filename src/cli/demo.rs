@@ -40,8 +40,10 @@ pub fn run() -> anyhow::Result<ExitCode> {
     eprintln!("importprobe: tracing the demo workload (`importprobe run`) with bpftrace");
     match collect_events(req, &target, DEFAULT_MAX_IMPORTS, None) {
         Ok((forest, _)) => {
-            write_report(&mut std::io::stdout(), &report::render(&forest, Format::Tree))?;
-            for line in forest.diagnostics() {
+            let opts = report::Options { colour: report::colour::for_stdout(), ..Default::default() };
+            let rendered = report::render(&forest, Format::Tree, &opts)?;
+            write_report(&mut std::io::stdout(), &rendered.text)?;
+            for line in rendered.notes {
                 eprintln!("importprobe: {line}");
             }
             Ok(ExitCode::SUCCESS)

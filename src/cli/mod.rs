@@ -1,7 +1,9 @@
 //! The command line: one file per subcommand, this one for the shape.
 
+mod check;
 #[cfg(target_os = "linux")]
 mod demo;
+mod diff;
 mod probes;
 mod report;
 mod run;
@@ -33,6 +35,8 @@ pub enum Command {
     #[cfg(target_os = "linux")]
     Trace(trace::TraceArgs),
     Report(report::ReportArgs),
+    Diff(diff::DiffArgs),
+    Check(check::CheckArgs),
     Probes(probes::ProbesArgs),
     #[cfg(target_os = "linux")]
     Smoke(smoke::SmokeArgs),
@@ -62,6 +66,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         #[cfg(target_os = "linux")]
         Some(Command::Trace(args)) => trace::run(args),
         Some(Command::Report(args)) => report::run(args),
+        Some(Command::Diff(args)) => diff::run(args),
+        Some(Command::Check(args)) => check::run(args),
         Some(Command::Probes(args)) => probes::run(args),
         #[cfg(target_os = "linux")]
         Some(Command::Smoke(args)) => smoke::run(args),

@@ -133,9 +133,10 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
     }
     req.max_map_keys = Some(args.max_imports);
     let (forest, outcome) = collect_events(req, &target, args.max_imports, args.save_events.as_deref())?;
-    let text = report::render(&forest, args.format);
-    write_report(&mut *out, &text)?;
-    for line in forest.diagnostics() {
+    let opts = report::Options { colour: args.output.is_none() && report::colour::for_stdout(), ..Default::default() };
+    let rendered = report::render(&forest, args.format, &opts)?;
+    write_report(&mut *out, &rendered.text)?;
+    for line in rendered.notes {
         eprintln!("importprobe: {line}");
     }
     report_command(&outcome);

@@ -1,11 +1,16 @@
-//! JSON lines, one object per import, in start order: everything the
-//! pairing knows, in nanoseconds, for jq or a notebook.
+//! JSON lines, one object per import, in the order the forest holds them
+//! (start order; an import begun before the trace comes after the imports
+//! it encloses): everything the pairing knows, in nanoseconds, for jq or a
+//! notebook.
 //!
 //! ```text
-//! {"module":"a","pid":1,"tid":7,"depth":1,"start_ns":2000,"end_ns":5000,
+//! {"id":1,"parent":0,"module":"a","pid":1,"tid":7,"depth":1,"start_ns":2000,"end_ns":5000,
 //!  "cumulative_ns":3000,"self_ns":3000,"found":true,"state":"complete","parents":["a.b"]}
 //! ```
 //!
+//! `id` numbers the objects from 0; `parent` is the `id` of the enclosing
+//! import (`null` at top level); `parents` names all enclosing imports,
+//! outermost first. `module` is the raw name (any string `__import__` got).
 //! `state` is `complete`, `unfinished` (no done seen: `end_ns` and `found`
 //! are null, the times run to the end of the trace), `begun-before-trace`
 //! (no start seen: `start_ns` is the beginning of the trace) or `cached`
@@ -19,6 +24,8 @@ use serde::Serialize;
 /// One import as written.
 #[derive(Debug, Serialize)]
 pub struct ImportRecord<'a> {
+    pub id: usize,
+    pub parent: Option<usize>,
     pub module: &'a str,
     #[serde(skip_serializing_if = "NameState::is_full")]
     pub name: NameState,
@@ -52,6 +59,8 @@ pub fn records(forest: &Forest) -> Vec<ImportRecord<'_>> {
         .iter()
         .enumerate()
         .map(|(id, imp)| ImportRecord {
+            id,
+            parent: imp.parent,
             module: &imp.module,
             name: imp.name,
             pid: imp.pid,
@@ -89,7 +98,7 @@ mod tests {
         assert_eq!(v.len(), 4);
         assert_eq!(
             v[1],
-            json!({"module":"a","pid":1,"tid":7,"depth":1,"start_ns":2000,"end_ns":5000,
+            json!({"id":1,"parent":0,"module":"a","pid":1,"tid":7,"depth":1,"start_ns":2000,"end_ns":5000,
                    "cumulative_ns":3000,"self_ns":3000,"found":true,"state":"complete","parents":["a.b"]})
         );
         assert_eq!(v[0]["self_ns"], 4500);
