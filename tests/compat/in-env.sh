@@ -219,7 +219,7 @@ make_app() {
 # lines that were not allowed are shown.
 judge_traced_run() {
     local step=$1 rc=$2 stdout=$3 stderr=$4 report=$5 start=$6
-    local problems=() bad pattern_args=() p n
+    local problems=() bad pattern_args=() p n errors warnings first
     for p in "${ALLOWED_STDERR[@]}"; do
         pattern_args+=(-e "$p")
     done
@@ -229,7 +229,11 @@ judge_traced_run() {
     [[ -s $report ]] || problems+=("empty report")
     if [[ -n $bad ]]; then
         n=$(grep -c '' <<<"$bad")
-        problems+=("$n stderr line(s) not allowed, first: $(head -n1 <<<"$bad" | cut -c1-160)")
+        errors=$(grep -c 'ERROR' <<<"$bad") || true
+        warnings=$(grep -c 'WARNING' <<<"$bad") || true
+        # The first error tells why a script failed; else the first warning.
+        first=$(grep -m1 'ERROR' <<<"$bad") || first=$(grep -m1 'WARNING' <<<"$bad") || first=$(head -n1 <<<"$bad")
+        problems+=("$n stderr line(s) not allowed ($errors with ERROR, $warnings with WARNING), first: $(cut -c1-200 <<<"$first")")
         say "$ENV: $step: stderr lines not allowed ($n):"
         head -n 60 <<<"$bad" | sed 's/^/    | /'
         [[ $n -le 60 ]] || say "$ENV: $step: ... $((n - 60)) more in $stderr"
@@ -238,8 +242,8 @@ judge_traced_run() {
         record "$ENV" "$step" PASS "$start" "$(grep -c '' "$report") report lines"
     else
         [[ $rc -eq 0 ]] || { [[ -n $bad ]] || show_tail "$stderr" 20; }
-        local IFS=';'
-        record "$ENV" "$step" FAIL "$start" "${problems[*]}"
+        p=$(printf '%s; ' "${problems[@]}")
+        record "$ENV" "$step" FAIL "$start" "${p%; }"
     fi
 }
 

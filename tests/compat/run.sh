@@ -29,6 +29,8 @@ REBUILD=0
 SELECTED=()
 # Background chroot builds: env name -> pid.
 declare -A BUILD_PIDS=()
+# Chroot builds that failed: env name -> 1.
+declare -A BUILD_FAILED=()
 
 # Prints the usage.
 usage() {
@@ -282,6 +284,16 @@ start_chroot_builds() {
     done
 }
 
+# Waits for every background chroot build; BUILD_FAILED[env] is set for
+# those that failed.
+wait_chroot_builds() {
+    local env
+    for env in "${!BUILD_PIDS[@]}"; do
+        wait "${BUILD_PIDS[$env]}" || BUILD_FAILED[$env]=1
+        unset "BUILD_PIDS[$env]"
+    done
+}
+
 # Stops the background chroot builds and the running command (signal trap).
 on_signal() {
     local pid
@@ -299,13 +311,9 @@ run_env() {
     local env=$1 start rc=0
     start=$(now_ms)
     say "=== $env: ${ENV_PYTHON[$env]}, tracers: ${ENV_TRACERS[$env]}"
-    if [[ -n ${BUILD_PIDS[$env]:-} ]]; then
-        wait "${BUILD_PIDS[$env]}" || rc=$?
-        unset "BUILD_PIDS[$env]"
-        if [[ $rc -ne 0 ]]; then
-            record "$env" steps FAIL "$start" "not run: the chroot could not be built (see its chroot row)"
-            return
-        fi
+    if [[ -n ${BUILD_FAILED[$env]:-} ]]; then
+        record "$env" steps FAIL "$start" "not run: the chroot could not be built (see its chroot row)"
+        return
     fi
     if is_chroot_env "$env"; then
         run_bounded 7200 - - setpriv --pdeathsig TERM \
@@ -352,14 +360,15 @@ main() {
     if host_setup; then
         start_chroot_builds
         if build_artifacts; then
+            # Tracing tests are timing-sensitive: no environment runs while
+            # debootstrap still unpacks (2 cores).
+            wait_chroot_builds
             for env in "${SELECTED[@]}"; do
                 run_env "$env"
             done
         fi
     fi
-    for env in "${!BUILD_PIDS[@]}"; do
-        wait "${BUILD_PIDS[$env]}" || true
-    done
+    wait_chroot_builds
     print_summary "$start"
 }
 
