@@ -219,13 +219,13 @@ make_app() {
 # lines that were not allowed are shown.
 judge_traced_run() {
     local step=$1 rc=$2 stdout=$3 stderr=$4 report=$5 start=$6
-    local problems=() bad pattern_args=() p n errors warnings first
+    local problems=() bad pattern_args=() p n errors warnings first counts
     for p in "${ALLOWED_STDERR[@]}"; do
         pattern_args+=(-e "$p")
     done
     bad=$(grep -v -E "${pattern_args[@]}" "$stderr") || true
     [[ $rc -eq 0 ]] || problems+=("$(describe_status "$rc")")
-    grep -q '^compat-app: done' "$stdout" || problems+=("the program did not finish (no 'compat-app: done' on stdout)")
+    grep -q '^compat-app: done' "$stdout" || problems+=("the program did not run to its end (no 'compat-app: done' on stdout)")
     [[ -s $report ]] || problems+=("empty report")
     if [[ -n $bad ]]; then
         n=$(grep -c '' <<<"$bad")
@@ -233,7 +233,10 @@ judge_traced_run() {
         warnings=$(grep -c 'WARNING' <<<"$bad") || true
         # The first error tells why a script failed; else the first warning.
         first=$(grep -m1 'ERROR' <<<"$bad") || first=$(grep -m1 'WARNING' <<<"$bad") || first=$(head -n1 <<<"$bad")
-        problems+=("$n stderr line(s) not allowed ($errors with ERROR, $warnings with WARNING), first: $(cut -c1-200 <<<"$first")")
+        counts=
+        [[ $errors -eq 0 ]] || counts+=", $errors with ERROR"
+        [[ $warnings -eq 0 ]] || counts+=", $warnings with WARNING"
+        problems+=("$n stderr line(s) not allowed${counts:+ (${counts#, })}, first: $(cut -c1-200 <<<"$first")")
         say "$ENV: $step: stderr lines not allowed ($n):"
         head -n 60 <<<"$bad" | sed 's/^/    | /'
         [[ $n -le 60 ]] || say "$ENV: $step: ... $((n - 60)) more in $stderr"
