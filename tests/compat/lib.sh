@@ -69,19 +69,21 @@ CURRENT_PID=
 
 # Runs a command with a deadline of $1 seconds, stdout to file $2 and stderr
 # to file $3 (the same file is fine; "-" for both: left as they are), stdin
-# from /dev/null; returns its status
-# (124: the deadline passed). It runs in the background and is waited for, so
-# a signal trap can forward a signal to it (timeout passes it on to the
-# command's whole process group).
+# from /dev/null; returns its status (124: the deadline passed). It runs in
+# the background and is waited for, so a signal trap can forward a signal to
+# it, and timeout passes a signal on to the command's whole process group.
+# timeout itself gets SIGTERM when this shell dies, even by SIGKILL
+# (setpriv --pdeathsig), so nothing outlives the runner.
 run_bounded() {
     local secs=$1 out=$2 err=$3 rc=0
     shift 3
+    local cmd=(setpriv --pdeathsig TERM timeout --kill-after=10 "$secs" "$@")
     if [[ $out == - ]]; then
-        timeout --kill-after=10 "$secs" "$@" </dev/null &
+        "${cmd[@]}" </dev/null &
     elif [[ $out == "$err" ]]; then
-        timeout --kill-after=10 "$secs" "$@" >"$out" 2>&1 </dev/null &
+        "${cmd[@]}" >"$out" 2>&1 </dev/null &
     else
-        timeout --kill-after=10 "$secs" "$@" >"$out" 2>"$err" </dev/null &
+        "${cmd[@]}" >"$out" 2>"$err" </dev/null &
     fi
     CURRENT_PID=$!
     wait "$CURRENT_PID" || rc=$?

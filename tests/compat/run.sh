@@ -246,8 +246,7 @@ ensure_chroot() {
     rm -f -- "$dir/stamp"
     rm -rf --one-file-system -- "$root"
     mkdir -p "$dir"
-    run_bounded "$TIMEOUT_DEBOOTSTRAP" "$log" "$log" \
-        setpriv --pdeathsig TERM unshare --mount --propagation private "${cmd[@]}" || rc=$?
+    run_bounded "$TIMEOUT_DEBOOTSTRAP" "$log" "$log" unshare --mount --propagation private "${cmd[@]}" || rc=$?
     if [[ $rc -ne 0 ]]; then
         say "$env: debootstrap FAILED ($(describe_status "$rc")): ${cmd[*]}"
         say "$env: last lines of $log:"
@@ -316,8 +315,7 @@ run_env() {
         return
     fi
     if is_chroot_env "$env"; then
-        run_bounded 7200 - - setpriv --pdeathsig TERM \
-            unshare --mount --propagation private --fork --kill-child=TERM \
+        run_bounded 7200 - - unshare --mount --propagation private --fork --kill-child=TERM \
             bash "$HERE/in-env.sh" "$env" "$COMPAT_DIR/$env/root" "$OUT" || rc=$?
     else
         run_bounded 7200 - - bash "$HERE/in-env.sh" "$env" / "$OUT" || rc=$?
