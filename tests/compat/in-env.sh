@@ -10,7 +10,8 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-CHECKOUT=$(cd "$HERE/../.." && pwd)
+# Physical path: the one cargo compiled into the test executables.
+CHECKOUT=$(cd "$HERE/../.." && pwd -P)
 # shellcheck source=tests/compat/matrix.sh
 source "$HERE/matrix.sh"
 # shellcheck source=tests/compat/lib.sh
@@ -100,13 +101,17 @@ mount_chroot() {
             record "$ENV" mounts FAIL "$start" "/$m is not mounted on this machine (bash tests/setup-host.sh mounts tracefs and debugfs)"
             return 1
         fi
-        mkdir -p "$ROOT/$m"
-        mount --bind "/$m" "$ROOT/$m"
+        if ! { mkdir -p "$ROOT/$m" && mount --bind "/$m" "$ROOT/$m"; }; then
+            record "$ENV" mounts FAIL "$start" "mount --bind /$m $ROOT/$m failed"
+            return 1
+        fi
     done
     for m in "$CHECKOUT" "$TARGET_DIR"; do
         if [[ -n $m && ($m == "$CHECKOUT" || $m != "$CHECKOUT"/*) ]]; then
-            mkdir -p "$ROOT$m"
-            mount --bind "$m" "$ROOT$m"
+            if ! { mkdir -p "$ROOT$m" && mount --bind "$m" "$ROOT$m"; }; then
+                record "$ENV" mounts FAIL "$start" "mount --bind $m $ROOT$m failed"
+                return 1
+            fi
         fi
     done
 }

@@ -15,7 +15,8 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-CHECKOUT=$(cd "$HERE/../.." && pwd)
+# Physical path: the one cargo compiled into the test executables.
+CHECKOUT=$(cd "$HERE/../.." && pwd -P)
 # shellcheck source=tests/compat/matrix.sh
 source "$HERE/matrix.sh"
 # shellcheck source=tests/compat/lib.sh
