@@ -154,6 +154,17 @@ show_test_failures() {
     fi
 }
 
+# Prints ": failed A, B, ..." from a test executable's closing list of
+# failures (at most 6 names), or nothing.
+failed_tests() {
+    local names n
+    names=$(awk '/^failures:$/ { n++; next } n == 2 && /^    [^ ]/ { print $1 }' "$1")
+    [[ -n $names ]] || return 0
+    n=$(grep -c '' <<<"$names")
+    printf ': failed %s' "$(head -n 6 <<<"$names" | paste -sd ' ' | sed 's/ /, /g')"
+    [[ $n -le 6 ]] || printf ' and %d more' "$((n - 6))"
+}
+
 # Step a: runs each tracing test executable in the environment with TEST_ENV
 # (and TEST_DTRACE_ENV where there is dtrace); one row per executable.
 step_tests() {
@@ -184,7 +195,7 @@ step_tests() {
             record "$ENV" "tests:$name" PASS "$start" "$result"
         else
             show_test_failures "$log"
-            record "$ENV" "tests:$name" FAIL "$start" "$(describe_status "$rc")${result:+, $result}; log: $log"
+            record "$ENV" "tests:$name" FAIL "$start" "$(describe_status "$rc")${result:+, $result}$(failed_tests "$log"); log: $log"
         fi
     done
 }
@@ -241,7 +252,9 @@ judge_traced_run() {
         counts=
         [[ $errors -eq 0 ]] || counts+=", $errors with ERROR"
         [[ $warnings -eq 0 ]] || counts+=", $warnings with WARNING"
-        problems+=("$n stderr line(s) not allowed${counts:+ (${counts#, })}, first: $(cut -c1-200 <<<"$first")")
+        # Directories out of the way: the file, line and message matter.
+        first=$(sed -E 's#(^|[ (])/([^/ :]+/)+#\1#g' <<<"$first" | cut -c1-200)
+        problems+=("$n stderr line(s) not allowed${counts:+ (${counts#, })}, first: $first")
         say "$ENV: $step: stderr lines not allowed ($n):"
         head -n 60 <<<"$bad" | sed 's/^/    | /'
         [[ $n -le 60 ]] || say "$ENV: $step: ... $((n - 60)) more in $stderr"
