@@ -154,15 +154,16 @@ show_test_failures() {
     fi
 }
 
-# Prints ": failed A, B, ..." from a test executable's closing list of
+# Prints " (A, B, ...)" from a test executable's closing list of
 # failures (at most 6 names), or nothing.
 failed_tests() {
     local names n
     names=$(awk '/^failures:$/ { n++; next } n == 2 && /^    [^ ]/ { print $1 }' "$1")
     [[ -n $names ]] || return 0
     n=$(grep -c '' <<<"$names")
-    printf ': failed %s' "$(head -n 6 <<<"$names" | paste -sd ' ' | sed 's/ /, /g')"
+    printf ' (%s' "$(head -n 6 <<<"$names" | paste -sd ' ' | sed 's/ /, /g')"
     [[ $n -le 6 ]] || printf ' and %d more' "$((n - 6))"
+    printf ')'
 }
 
 # Step a: runs each tracing test executable in the environment with TEST_ENV
