@@ -100,8 +100,12 @@ preflight() {
         say "another run holds $COMPAT_DIR/.lock; waiting for it"
         flock 9
     fi
-    rm -rf -- "$OUT"
+    # Only what an earlier run wrote: OUT may be any directory.
     mkdir -p "$OUT"
+    rm -f -- "$OUT"/{results.tsv,artifacts.tsv,build.json,build.log,setup.log}
+    for c in "${ENV_NAMES[@]}"; do
+        rm -rf -- "${OUT:?}/$c"
+    done
     : >"$COMPAT_RESULTS"
 }
 
