@@ -1,0 +1,1 @@
+import decimal  # noqa: F401

@@ -1,0 +1,1 @@
+import fractions  # noqa: F401

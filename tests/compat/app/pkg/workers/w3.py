@@ -1,0 +1,1 @@
+import email.message  # noqa: F401
