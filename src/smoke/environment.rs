@@ -100,7 +100,8 @@ fn tracefs(problem: Option<&Problem>) -> Check {
                 .lines()
                 .filter_map(|l| {
                     let f: Vec<&str> = l.split_whitespace().collect();
-                    matches!(f.get(2), Some(&("tracefs" | "debugfs"))).then(|| f[1])
+                    // Bind mounts into chroots and containers are not the host's.
+                    (matches!(f.get(2), Some(&("tracefs" | "debugfs"))) && f[1].starts_with("/sys/")).then(|| f[1])
                 })
                 .collect();
             Check::pass(name, format!("tracefs/debugfs mounted at {}", at.join(", ")))

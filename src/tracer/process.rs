@@ -96,23 +96,48 @@ fn vaddr_to_offset(segments: &[(u64, u64, u64, u64)], vaddr: u64) -> Option<u64>
         .map(|(va, _, off, _)| vaddr - va + off)
 }
 
+/// The current value of each probe's semaphore (0 for a probe without
+/// one), in the order of `probes`.
+pub fn semaphore_values(pid: u32, probes: &[ProbeInProcess]) -> std::io::Result<Vec<u16>> {
+    let mut mem = std::fs::File::open(format!("/proc/{pid}/mem"))?;
+    probes
+        .iter()
+        .map(|p| match p.semaphore {
+            Some(addr) => {
+                let mut buf = [0u8; 2];
+                mem.seek(SeekFrom::Start(addr))?;
+                mem.read_exact(&mut buf)?;
+                Ok(u16::from_ne_bytes(buf))
+            }
+            None => Ok(0),
+        })
+        .collect()
+}
+
 /// Whether a tracer is fully in place on these probes: every semaphore
 /// raised and every call site carrying a uprobe. Both are needed: bpftrace
 /// 0.17 with `-p` raises a semaphore a moment before its uprobes exist.
 pub fn attached(pid: u32, probes: &[ProbeInProcess]) -> std::io::Result<bool> {
+    attached_beyond(pid, probes, &vec![0; probes.len()])
+}
+
+/// [`attached`], with each semaphore above its `baseline` (what it was
+/// before our tracer started): another tracer already on the same binary
+/// (a system-wide uprobe puts its `int3` in every process, and bpftrace
+/// 0.24+ raises semaphores everywhere) must not pass for ours.
+pub fn attached_beyond(pid: u32, probes: &[ProbeInProcess], baseline: &[u16]) -> std::io::Result<bool> {
+    let now = semaphore_values(pid, probes)?;
+    for ((p, &v), &before) in probes.iter().zip(&now).zip(baseline) {
+        if p.semaphore.is_some() && v <= before {
+            return Ok(false);
+        }
+    }
     let mut mem = std::fs::File::open(format!("/proc/{pid}/mem"))?;
     let mut read = |addr: u64, buf: &mut [u8]| -> std::io::Result<()> {
         mem.seek(SeekFrom::Start(addr))?;
         mem.read_exact(buf)
     };
     for p in probes {
-        if let Some(addr) = p.semaphore {
-            let mut buf = [0u8; 2];
-            read(addr, &mut buf)?;
-            if u16::from_ne_bytes(buf) == 0 {
-                return Ok(false);
-            }
-        }
         for &site in &p.sites {
             let mut byte = [0u8; 1];
             read(site, &mut byte)?;

@@ -15,7 +15,7 @@
 use super::bpftrace::{is_attach_line, is_host_notice, Bpftrace};
 use super::interrupt::ForwardSignals;
 use super::launch::{ChildOutput, LaunchError, StoppedChild};
-use super::process::{attached, import_probes_in, IMPORT_PROBES};
+use super::process::{attached_beyond, import_probes_in, semaphore_values, ProbeInProcess, IMPORT_PROBES};
 use super::script_file::ScriptFile;
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};
@@ -179,7 +179,9 @@ pub fn trace(req: TraceRequest, out: &mut (dyn Write + Send)) -> Result<TraceOut
                 stderr: command_output.stderr.as_ref().map(|f| f.try_clone()).transpose()?,
             };
             let stopped = StoppedChild::spawn_with(argv, output)?;
-            (stopped.pid(), Some(stopped))
+            // What the probes look like before our bpftrace touches them.
+            let watched = Watched::before_tracing(stopped.pid(), &probes_used(source))?;
+            (stopped.pid(), Some((stopped, watched)))
         }
     };
     let file = ScriptFile::write(script_name, source)?;
@@ -210,7 +212,8 @@ pub fn trace(req: TraceRequest, out: &mut (dyn Write + Send)) -> Result<TraceOut
         let copier = s.spawn(move || copy_output(stdout, out, attach_tx, || last.store(ms_since(clock), SeqCst)));
         let errs = s.spawn(move || read_stderr(stderr, echo, attach_tx_err));
         let started = match stopped {
-            Some(stopped) => match wait_attached(&req, stopped, &mut tracer, &attach_rx, deadline) {
+            Some((stopped, watched)) => match wait_attached(&req, stopped, &watched, &mut tracer, &attach_rx, deadline)
+            {
                 Ok(child) => Some(child),
                 Err(e) => {
                     kill_group(bpftrace_pid, libc::SIGKILL);
@@ -328,25 +331,45 @@ fn ms_since(clock: Instant) -> u64 {
     clock.elapsed().as_millis() as u64
 }
 
+/// The import probes of a stopped command and their semaphores before our
+/// bpftrace started: ours has attached when every semaphore is above that
+/// (another tracer on the same binary may have raised them already) and
+/// every site carries a uprobe.
+struct Watched {
+    probes: Vec<ProbeInProcess>,
+    baseline: Vec<u16>,
+    /// Whether every probe the script uses is mapped, so there is
+    /// something to watch at all.
+    complete: bool,
+}
+
+impl Watched {
+    fn before_tracing(pid: u32, wanted: &[&str]) -> std::io::Result<Watched> {
+        let probes = import_probes_in(pid, wanted)?;
+        let baseline = semaphore_values(pid, &probes)?;
+        let names: std::collections::BTreeSet<&str> = probes.iter().map(|p| p.probe.as_str()).collect();
+        let complete = !wanted.is_empty() && names.len() == wanted.len();
+        Ok(Watched { probes, baseline, complete })
+    }
+}
+
 /// Holds the started command until bpftrace is in place on the import
 /// probes the script uses (semaphores raised, uprobes on every site), then
 /// lets it run.
 fn wait_attached(
     req: &TraceRequest,
     stopped: StoppedChild,
+    watched: &Watched,
     tracer: &mut Child,
     attach_rx: &mpsc::Receiver<()>,
     deadline: Option<Instant>,
 ) -> Result<Child, TraceError> {
     let pid = stopped.pid();
-    let wanted = probes_used(&req.source);
-    let probes = import_probes_in(pid, &wanted)?;
-    let names: std::collections::BTreeSet<&str> = probes.iter().map(|p| p.probe.as_str()).collect();
     // Without the probes in a mapped object (the probed library is loaded
     // later, or the script uses other probes) there is nothing to watch:
     // trust bpftrace's attach line, with a grace period for the attaching
     // it announces.
-    let watch = !wanted.is_empty() && names.len() == wanted.len();
+    let watch = watched.complete;
     if !watch {
         tracing::info!(pid, "no import probe mapped in the stopped command yet; cannot verify the attachment");
     }
@@ -369,7 +392,7 @@ fn wait_attached(
             announced_at = Some(Instant::now());
         }
         let ready = if watch {
-            attached(pid, &probes)?
+            attached_beyond(pid, &watched.probes, &watched.baseline)?
         } else {
             announced_at.is_some_and(|t| t.elapsed() >= Duration::from_millis(500))
         };
@@ -377,7 +400,7 @@ fn wait_attached(
             // The kernel writes the int3 when bpftrace opens the uprobe event;
             // bpftrace hooks its BPF program to it a few microseconds later.
             std::thread::sleep(SETTLE);
-            tracing::debug!(pid, watched = probes.len(), "tracer attached; resuming the command");
+            tracing::debug!(pid, watched = watched.probes.len(), "tracer attached; resuming the command");
             return Ok(stopped.resume()?);
         }
         if Instant::now() >= limit {
