@@ -117,11 +117,31 @@ struct ForkEntry {
     imports: Vec<Spanned<ImportEntry>>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
 enum ImportEntry {
     Plain(String),
     Table(ImportTable),
+}
+
+/// A string or a table. Written out rather than `#[serde(untagged)]`, which
+/// would replace the table's precise errors ("unknown field `cach`") with
+/// "data did not match any variant".
+impl<'de> Deserialize<'de> for ImportEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Entry;
+        impl<'de> serde::de::Visitor<'de> for Entry {
+            type Value = ImportEntry;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a module name or a table such as { module = \"m\" }, { fork = \"f\" }, { exec = \"w\" }")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ImportEntry, E> {
+                Ok(ImportEntry::Plain(v.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<ImportEntry, A::Error> {
+                ImportTable::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(ImportEntry::Table)
+            }
+        }
+        d.deserialize_any(Entry)
+    }
 }
 
 /// `{ module = ... }` (an import), `{ fork = ... }` or `{ exec = ... }` (a
@@ -305,7 +325,11 @@ pub fn parse(text: &str, path: &str, default_name: &str) -> Result<Workload, Man
         }
         b.define(name, spec).map_err(|e| err(Some(entry.name.span()), e.to_string()))?;
     }
-    // Check every import target and fork name here, where its position is known.
+    // The shape of every process entry first, then every name, each where
+    // its position is known.
+    let main_steps = m.main.as_ref().map(|main| steps(&main.imports, ListKind::Process)).transpose()?;
+    let fork_steps = m.forks.iter().map(|f| steps(&f.imports, ListKind::Process)).collect::<Result<Vec<_>, _>>()?;
+    let thread_imports = m.threads.iter().map(|t| imports(&t.imports)).collect::<Result<Vec<_>, _>>()?;
     let threads = m.main.iter().chain(&m.threads);
     let lists = m
         .modules
@@ -334,18 +358,18 @@ pub fn parse(text: &str, path: &str, default_name: &str) -> Result<Workload, Man
             }
         }
     }
-    let Some(main) = m.main else {
+    let Some(main_steps) = main_steps else {
         return Err(err(
             None,
             "no [main] section: add `[main]` with `imports = [...]`, the program's top-level imports".into(),
         ));
     };
-    b.main_steps(steps(&main.imports, ListKind::Process)?);
-    for (i, t) in m.threads.iter().enumerate() {
-        b.thread(t.name.clone().unwrap_or_else(|| format!("thread-{}", i + 1)), imports(&t.imports)?);
+    b.main_steps(main_steps);
+    for (i, (t, list)) in m.threads.iter().zip(thread_imports).enumerate() {
+        b.thread(t.name.clone().unwrap_or_else(|| format!("thread-{}", i + 1)), list);
     }
-    for f in &m.forks {
-        b.fork_plan(f.name.get_ref().clone(), steps(&f.imports, ListKind::Process)?);
+    for (f, list) in m.forks.iter().zip(fork_steps) {
+        b.fork_plan(f.name.get_ref().clone(), list);
     }
     b.build().map_err(|e| {
         let span = match &e {
@@ -444,7 +468,89 @@ mod tests {
         let e = error("[main]\nimports = [\"9x\"]\n");
         assert!(e.contains("not a Python identifier"), "{e}");
         let e = error("[main]\nimports = [{ module = \"a\", cach = true }]\n");
-        assert!(e.starts_with("m.toml:2:11: "), "{e}");
+        assert!(e.starts_with("m.toml:2:28: ") && e.contains("unknown field `cach`"), "{e}");
+    }
+
+    #[test]
+    fn importlib_edges_unencodable_names_and_processes_parse() {
+        let w = parse(
+            r#"
+            [[module]]
+            name = "app"
+            imports = [{ module = "opt", via = "importlib", catch = true }, { module = "app.x", via = "import" }]
+            [[module]]
+            name = "app.x"
+            [[module]]
+            name = "opt"
+            [[module]]
+            name = "bad"
+            unencodable = true
+            [main]
+            imports = ["app", { module = "bad", catch = true }, { fork = "w" }, { exec = "refpkg", args = ["--scale", "0"], wait = true }]
+            [[fork]]
+            name = "w"
+            imports = ["opt", { fork = "g", wait = true }]
+            [[fork]]
+            name = "g"
+            "#,
+            "m.toml",
+            "m",
+        )
+        .unwrap();
+        let app = w.find("app").unwrap();
+        assert_eq!((w.body(app)[0].via, w.body(app)[1].via), (Via::Importlib, Via::Import));
+        assert_eq!(w.module(w.find("bad").unwrap()).probe_name, ProbeName::Unencodable);
+        let main = w.main_process();
+        assert_eq!(main.spawns.len(), 2);
+        assert_eq!(main.spawns[0].after, 2);
+        assert_eq!(
+            main.spawns[1].kind,
+            crate::workload::SpawnKind::Exec(ExecSpec {
+                workload: "refpkg".into(),
+                args: vec!["--scale".into(), "0".into()]
+            })
+        );
+        assert!(main.spawns[1].wait && !main.spawns[0].wait);
+        assert_eq!(w.fork_plan(0).spawns.len(), 1);
+    }
+
+    #[test]
+    fn process_entries_are_checked_where_they_are() {
+        let e = error("[main]\nimports = []\n[[module]]\nname = \"a\"\nimports = [{ fork = \"w\" }]\n");
+        assert!(e.starts_with("m.toml:5:12: ") && e.contains("only [main] and [[fork]]"), "{e}");
+        let e = error("[main]\nimports = [{ fork = \"ghost\" }]\n");
+        assert!(e.starts_with("m.toml:2:12: ") && e.contains("no [[fork]] section"), "{e}");
+        let e = error("[main]\nimports = [{ exec = \"no/such.toml\" }]\n");
+        assert!(e.starts_with("m.toml:2:12: ") && e.contains("no built-in workload"), "{e}");
+        let e = error("[main]\nimports = [{ module = \"a\", fork = \"w\" }]\n[[module]]\nname = \"a\"\n");
+        assert!(e.contains("one of"), "{e}");
+        let e = error("[main]\nimports = [{ fork = \"w\", args = [] }]\n[[fork]]\nname = \"w\"\n");
+        assert!(e.contains("`args` belongs to `exec`"), "{e}");
+        let e = error("[main]\nimports = [{ module = \"a\", via = \"importlb\" }]\n[[module]]\nname = \"a\"\n");
+        assert!(e.starts_with("m.toml:2:") && e.contains("importlib"), "{e}");
+        let e = error(
+            "[main]\nimports = [{ module = \"a\", via = \"importlib\", from = [\"b\"] }]\n[[module]]\nname = \"a.b\"\n",
+        );
+        assert!(e.contains("has no from-list"), "{e}");
+        let e = error("[main]\nimports = []\n[[fork]]\nname = \"a\"\nimports = [{ fork = \"a\" }]\n");
+        assert!(e.starts_with("m.toml:4:8: ") && e.contains("a -> a"), "{e}");
+        let e = error("[main]\nimports = []\n[[module]]\nname = \"u\"\nunencodable = true\nraises = true\n");
+        assert!(e.starts_with("m.toml:4:8: ") && e.contains("unencodable"), "{e}");
+        for e in [e] {
+            assert!(!e.contains('\n'), "one line: {e}");
+        }
+    }
+
+    #[test]
+    fn exec_manifests_are_found_next_to_the_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("child.toml"), "[main]\nimports = []\n").unwrap();
+        let parent = dir.path().join("parent.toml");
+        std::fs::write(&parent, "[main]\nimports = [{ exec = \"child.toml\" }]\n").unwrap();
+        let w = load(&parent).unwrap();
+        let crate::workload::SpawnKind::Exec(spec) = &w.main_process().spawns[0].kind else { panic!("an exec") };
+        assert!(Path::new(&spec.workload).is_absolute(), "{}", spec.workload);
+        assert!(spec.workload.ends_with("child.toml"));
     }
 
     #[test]
