@@ -55,12 +55,11 @@ struct BodyFrame<'w> {
     module: Option<ModId>,
     stmts: &'w [ImportStmt],
     /// Explicit timing (replays): statement `i` starts `offsets[i]` ns after
-    /// `t0`, the body ends at `offsets[stmts.len()]`. Empty: `exec` is spent
-    /// in equal slices.
+    /// the run's origin, the body ends at `offsets[stmts.len()]`. Empty:
+    /// `exec` is spent in equal slices.
     offsets: &'w [u64],
     exec: Duration,
     next: usize,
-    t0: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -88,12 +87,24 @@ pub struct ThreadRun<'w> {
     /// Time spent in nested imports of the innermost open pair (importtime's
     /// `accumulated`, kept per thread).
     accumulated: u64,
+    /// CLOCK_MONOTONIC ns that timing offsets count from: the start of the
+    /// run, shared by its threads, so that a replay keeps to the recorded
+    /// time line and a delay (a preemption) never accumulates.
+    origin: u64,
     stack: Vec<Frame<'w>>,
 }
 
 impl<'w> ThreadRun<'w> {
     pub fn new(w: &'w Workload, sys: &'w ImportSystem, out: &'w Outputs, me: ThreadIdx) -> Self {
-        ThreadRun { w, sys, out, me, tid: super::clock::current_tid(), depth: 0, accumulated: 0, stack: Vec::new() }
+        let tid = super::clock::current_tid();
+        ThreadRun { w, sys, out, me, tid, depth: 0, accumulated: 0, origin: monotonic_ns(), stack: Vec::new() }
+    }
+
+    /// Counts timing offsets from `origin_ns` (default: when the thread's
+    /// interpreter was made).
+    pub fn with_origin(mut self, origin_ns: u64) -> Self {
+        self.origin = origin_ns;
+        self
     }
 
     /// Runs top-level import statements. An `Err` is an uncaught import
@@ -102,10 +113,10 @@ impl<'w> ThreadRun<'w> {
         self.run_timed(stmts, &[])
     }
 
-    /// Runs top-level statements at the given offsets from now (see
+    /// Runs top-level statements at the given offsets from the origin (see
     /// [`crate::workload::Workload::plan_offsets`]; empty: no top-level time).
     pub fn run_timed(&mut self, stmts: &'w [ImportStmt], offsets: &'w [u64]) -> Outcome {
-        let body = BodyFrame { module: None, stmts, offsets, exec: Duration::ZERO, next: 0, t0: 0 };
+        let body = BodyFrame { module: None, stmts, offsets, exec: Duration::ZERO, next: 0 };
         self.stack.push(Frame::Body(body));
         let mut ret = None;
         while let Some(frame) = self.stack.pop() {
@@ -273,7 +284,6 @@ impl<'w> ThreadRun<'w> {
             offsets: self.w.body_offsets(m),
             exec: module.exec,
             next: 0,
-            t0: 0,
         };
         self.call(Frame::Unlocked { m, stage: UnlockedStage::AfterBody, via: Via::Import }, Frame::Body(body))
     }
@@ -288,10 +298,7 @@ impl<'w> ThreadRun<'w> {
         if b.offsets.is_empty() {
             spend(exec_slice(b.exec, b.stmts.len(), b.next));
         } else {
-            if b.next == 0 {
-                b.t0 = monotonic_ns();
-            }
-            spend_until(b.t0 + b.offsets[b.next.min(b.offsets.len() - 1)]);
+            spend_until(self.origin + b.offsets[b.next.min(b.offsets.len() - 1)]);
         }
         match b.stmts.get(b.next) {
             Some(stmt) => {

@@ -17,7 +17,13 @@ use import_system::ImportSystem;
 use interpreter::{Failure, Outcome, ThreadRun};
 use outputs::Outputs;
 use process::{Context, Driver, Family};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+/// How far ahead of the moment every thread is up a replay's time line
+/// starts, when threads start with the main thread.
+const START_LEAD_NS: u64 = 200_000;
 
 /// What a run did.
 #[derive(Debug)]
@@ -48,12 +54,20 @@ pub fn run_with(w: &Workload, outputs: &Outputs, ctx: &Context) -> RunSummary {
     let started = Instant::now();
     outputs.process(ProcessInfo { pid: outputs.pid(), ppid: ctx.parent, command: ctx.command.clone() });
     let sys = ImportSystem::new(w.module_count(), 1 + w.threads().len());
-    let driver = Driver { w, sys: &sys, out: outputs, ctx: ctx.clone() };
+    // Timing offsets (replays) count from one origin, set once the threads
+    // that start with the main thread are up (spawning them takes time that
+    // must not make the main thread late), a little ahead so that none is
+    // late to begin. Nobody blocks meanwhile (they poll, yielding): a
+    // blocked thread's wake-up can take a millisecond on a busy VM.
+    let with_main = w.threads().iter().filter(|p| p.start == ThreadStart::WithMain).count();
+    let lead = if with_main > 0 { START_LEAD_NS } else { 0 };
+    let origin = OnceLock::new();
+    let arrived = AtomicUsize::new(0);
     let mut family = Family::default();
     let mut child_errors = Vec::new();
     let mut uncaught = Vec::new();
     std::thread::scope(|scope| {
-        let sys = &sys;
+        let (sys, origin, arrived) = (&sys, &origin, &arrived);
         let start = |which: ThreadStart| {
             w.threads()
                 .iter()
@@ -63,7 +77,15 @@ pub fn run_with(w: &Workload, outputs: &Outputs, ctx: &Context) -> RunSummary {
                     let h = std::thread::Builder::new()
                         .name(plan.name.clone())
                         .spawn_scoped(scope, move || {
+                            arrived.fetch_add(1, Ordering::SeqCst);
+                            let origin = loop {
+                                match origin.get() {
+                                    Some(&o) => break o,
+                                    None => std::thread::yield_now(),
+                                }
+                            };
                             ThreadRun::new(w, sys, outputs, i as u32 + 1)
+                                .with_origin(origin)
                                 .run_timed(w.plan_stmts(plan), w.plan_offsets(plan))
                         })
                         .expect("spawning a simulator thread");
@@ -72,6 +94,11 @@ pub fn run_with(w: &Workload, outputs: &Outputs, ctx: &Context) -> RunSummary {
                 .collect::<Vec<_>>()
         };
         let mut handles = start(ThreadStart::WithMain);
+        while arrived.load(Ordering::SeqCst) < with_main {
+            std::thread::yield_now();
+        }
+        let now = *origin.get_or_init(|| clock::monotonic_ns() + lead);
+        let driver = Driver { w, sys, out: outputs, ctx: ctx.clone(), origin: now };
         let main: Outcome = driver.run_main(w.main_process(), &mut family, &mut child_errors);
         match main {
             // Like an uncaught exception in a Python script: the program ends.

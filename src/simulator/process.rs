@@ -176,6 +176,8 @@ pub(super) struct Driver<'w> {
     pub(super) sys: &'w ImportSystem,
     pub(super) out: &'w Outputs,
     pub(super) ctx: Context,
+    /// Where the run's timing offsets count from.
+    pub(super) origin: u64,
 }
 
 impl<'w> Driver<'w> {
@@ -186,7 +188,7 @@ impl<'w> Driver<'w> {
     /// and exits.
     pub(super) fn run_main(&self, plan: &'w ProcessPlan, family: &mut Family, errors: &mut Vec<String>) -> Outcome {
         let stmts = self.w.plan_stmts(&plan.main);
-        let mut thread = ThreadRun::new(self.w, self.sys, self.out, 0);
+        let mut thread = ThreadRun::new(self.w, self.sys, self.out, 0).with_origin(self.origin);
         if plan.spawns.is_empty() {
             return thread.run_timed(stmts, self.w.plan_offsets(&plan.main));
         }

@@ -85,9 +85,10 @@ pub struct Module {
     pub raises: bool,
     pub probe_name: ProbeName,
     stmts: Range<u32>,
-    /// When its body's statements start, as offsets from the body's start
-    /// (one per statement, then the body's end); empty: `exec` is spent in
-    /// equal slices around the statements instead.
+    /// When its body's statements start, as offsets from the start of the
+    /// run (one per statement, then the body's end): a replay keeps to the
+    /// recorded time line. Empty: `exec` is spent in equal slices around
+    /// the statements instead.
     offsets: Range<u32>,
 }
 
@@ -198,8 +199,9 @@ impl Workload {
         &self.stmts[plan.stmts.start as usize..plan.stmts.end as usize]
     }
 
-    /// A thread's top-level timing offsets in ns from its start (one per
-    /// statement, then its end); empty: its top-level code takes no time.
+    /// A thread's top-level timing offsets in ns from the start of the run
+    /// (one per statement, then its end); empty: its top-level code takes
+    /// no time.
     pub fn plan_offsets(&self, plan: &ThreadPlan) -> &[u64] {
         self.slice(&plan.offsets)
     }

@@ -22,8 +22,8 @@ pub enum ThreadStart {
     #[default]
     AfterMain,
     /// Together with the main thread, when the program starts; its first
-    /// top-level slice is how long it waits before its first import. A
-    /// replay starts the threads of a recording this way.
+    /// top-level offset is when it begins to import. A replay starts the
+    /// threads of a recording this way.
     WithMain,
 }
 
@@ -32,8 +32,8 @@ pub enum ThreadStart {
 pub struct ThreadPlan {
     pub name: String,
     pub(super) stmts: Range<u32>,
-    /// Top-level code time around the statements, as offsets from the
-    /// thread's start (see [`super::Workload::plan_offsets`]); empty: none.
+    /// When the top-level statements start, as offsets from the start of
+    /// the run (see [`super::Workload::plan_offsets`]); empty: no time.
     pub(super) offsets: Range<u32>,
     pub start: ThreadStart,
 }

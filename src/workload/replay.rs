@@ -6,10 +6,11 @@
 //! which way two threads raced). Instead every recorded import becomes its
 //! own module, found and executed where it was recorded:
 //!
-//! - its body imports its recorded children, in order, at the offsets from
-//!   its start at which they started, and ends when the import ended, so
-//!   self times, gaps and cumulative times are the recorded ones (the
-//!   simulator waits for each offset, absorbing its own overhead);
+//! - its body imports its recorded children, in order, when they started,
+//!   and ends when the import ended, all as offsets from the start of the
+//!   process's recording: self times, gaps and cumulative times are the
+//!   recorded ones, and the simulator's own overhead or a preemption delays
+//!   only the import it hits, never the rest of the time line;
 //! - a failed import (found = 0) with nothing nested is a missing module
 //!   whose finder takes the recorded time; with imports nested, a module
 //!   whose body raises after them. Every statement is caught, so a failure
@@ -274,8 +275,9 @@ impl<'f> Assembly<'f> {
 
     /// The statements of a body (or top level): the replayed children, each
     /// preceded by the packages loaded outside the probes just before it,
-    /// with their start offsets from `base`, then the end.
-    fn statements(&mut self, children: &[ImportId], base: u64, end: u64) -> (Range<u32>, Range<u32>) {
+    /// with their start offsets from the process's first event, then the end.
+    fn statements(&mut self, children: &[ImportId], end: u64) -> (Range<u32>, Range<u32>) {
+        let base = self.t0;
         let s0 = self.stmts.len() as u32;
         let o0 = self.offsets.len() as u32;
         for &c in children {
@@ -309,7 +311,7 @@ impl<'f> Assembly<'f> {
             (0..0, 0..0)
         } else {
             let children = imp.children.clone();
-            self.statements(&children, imp.start_ns, end)
+            self.statements(&children, end)
         };
         let cumulative = Duration::from_nanos(end.saturating_sub(imp.start_ns));
         self.modules.push(Module {
@@ -350,7 +352,7 @@ impl<'f> Assembly<'f> {
     /// process's first event.
     fn thread(&mut self, roots: &[ImportId], tid: u32, other: bool) -> ThreadPlan {
         let end = roots.iter().map(|&r| self.end(r)).max().unwrap_or(self.t0);
-        let (stmts, offsets) = self.statements(roots, self.t0, end);
+        let (stmts, offsets) = self.statements(roots, end);
         ThreadPlan {
             name: if other { format!("tid-{tid}") } else { "main".to_owned() },
             stmts,
@@ -379,6 +381,7 @@ mod tests {
         let ab = w.find("a.b").unwrap();
         assert_eq!(body_names(w, ab), ["a", "json"]);
         assert_eq!(w.body_offsets(ab), [1_000, 5_000, 11_000], "a at +1 µs, json at +5 µs, end at +11 µs");
+        assert_eq!(w.plan_offsets(w.main_thread())[0], 0, "offsets count from the first event");
         assert!(w.parent(ab).is_none(), "no parent semantics: a fires because it was recorded");
         let nope = w.find("nope").unwrap();
         assert!(w.module(nope).missing);
@@ -444,7 +447,7 @@ mod tests {
         let body = w.body(pandas);
         assert_eq!(body_names(w, pandas), ["numexpr", "numexpr.expressions"]);
         assert_eq!((body[0].via, body[1].via), (Via::Importlib, Via::Import));
-        assert_eq!(w.body_offsets(pandas), [10, 10, 80]);
+        assert_eq!(w.body_offsets(pandas), [20, 20, 90]);
         assert!(r.notes.iter().any(|n| n.contains("numexpr") && n.contains("importlib")), "{:?}", r.notes);
     }
 
