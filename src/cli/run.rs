@@ -22,7 +22,7 @@ Examples:
   importprobe run --workload random --seed 7 --count 500 --failure-rate 0.05 --importlib-rate 0.1
   importprobe run --workload app.toml --wait-for-tracer=30
   bpftrace -p \"$PID\" scripts/import-tree.bt      # in another shell, with --wait-for-tracer
-  importprobe run --workload fork --truth t.jsonl  # a fork pool of 2 and a grandchild: 4 processes in t.jsonl
+  importprobe run --workload fork --truth t.jsonl  # 2 forked workers + a grandchild: 4 pids
   importprobe run --workload spawn --count 3       # a fork+exec chain three processes deep
   python3 -X importtime -c 'import json' 2> json.log
   importprobe run --replay json.log --speed 2      # that start-up, fired again, twice as fast
@@ -32,8 +32,9 @@ Built-in workloads: demo (a web service's start-up, ~300 modules), random, flat,
 cycle, threads, stress, refpkg, long-name, odd-names, unencodable (__import__('a\\udcff'): the
 probes get NULL), importlib (importlib.import_module(), which fires nothing), fork (a fork-based
 pool of --count workers, one with a grandchild), spawn (a fork+exec chain --count processes
-deep). Every process first imports `encodings` in fork and spawn's exec'd children, and a fork
-worker's first import that fires is `pool.task`.
+deep). In fork and spawn every fresh process (the root, each exec'd child) first imports
+`encodings`, with `codecs` and `encodings.aliases` nested; a forked worker's first import that
+fires is `pool.task`.
 
 --truth FILE gets every event of every process of the tree plus one {\"process\": ...} line
 per process (pid, ppid, command line); processes append to it in whole lines (O_APPEND).";

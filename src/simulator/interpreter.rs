@@ -183,7 +183,9 @@ impl<'w> ThreadRun<'w> {
         outcome
     }
 
-    /// The single call site of the start probe.
+    /// The single call site of the start probe. Never inlined: inlined into
+    /// two callers it would become two SDT notes for one probe name.
+    #[inline(never)]
     fn fire_start(&mut self, m: ModId) -> u64 {
         let name = self.w.probe_arg(m);
         let ts = monotonic_ns();
@@ -193,7 +195,8 @@ impl<'w> ThreadRun<'w> {
         ts
     }
 
-    /// The single call site of the done probe.
+    /// The single call site of the done probe (never inlined, as above).
+    #[inline(never)]
     fn fire_done(&mut self, m: ModId, found: bool) -> u64 {
         self.depth -= 1;
         let name = self.w.probe_arg(m);
