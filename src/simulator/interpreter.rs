@@ -54,12 +54,23 @@ enum Frame<'w> {
 struct BodyFrame<'w> {
     module: Option<ModId>,
     stmts: &'w [ImportStmt],
-    /// Explicit timing (replays): statement `i` starts `offsets[i]` ns after
-    /// the run's origin, the body ends at `offsets[stmts.len()]`. Empty:
-    /// `exec` is spent in equal slices.
-    offsets: &'w [u64],
-    exec: Duration,
+    timing: Timing<'w>,
     next: usize,
+}
+
+/// How a body spends its own time around its statements.
+#[derive(Debug, Clone, Copy)]
+enum Timing<'w> {
+    /// `exec` in equal slices.
+    Even(Duration),
+    /// Explicit slices (a replay's module bodies): slice `i` before
+    /// statement `i`, the last one after every statement, so the self time
+    /// is the recorded one whatever its nested imports cost.
+    Slices(&'w [u64]),
+    /// Deadlines (a replay's top level): statement `i` starts `offsets[i]`
+    /// ns after the run's origin, so every root import keeps to the
+    /// recorded time line and threads stay aligned.
+    Offsets(&'w [u64]),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -116,7 +127,8 @@ impl<'w> ThreadRun<'w> {
     /// Runs top-level statements at the given offsets from the origin (see
     /// [`crate::workload::Workload::plan_offsets`]; empty: no top-level time).
     pub fn run_timed(&mut self, stmts: &'w [ImportStmt], offsets: &'w [u64]) -> Outcome {
-        let body = BodyFrame { module: None, stmts, offsets, exec: Duration::ZERO, next: 0 };
+        let timing = if offsets.is_empty() { Timing::Even(Duration::ZERO) } else { Timing::Offsets(offsets) };
+        let body = BodyFrame { module: None, stmts, timing, next: 0 };
         self.stack.push(Frame::Body(body));
         let mut ret = None;
         while let Some(frame) = self.stack.pop() {
@@ -284,24 +296,26 @@ impl<'w> ThreadRun<'w> {
         let body = BodyFrame {
             module: Some(m),
             stmts: self.w.body(m),
-            offsets: self.w.body_offsets(m),
-            exec: module.exec,
+            timing: match self.w.body_slices(m) {
+                [] => Timing::Even(module.exec),
+                slices => Timing::Slices(slices),
+            },
             next: 0,
         };
         self.call(Frame::Unlocked { m, stage: UnlockedStage::AfterBody, via: Via::Import }, Frame::Body(body))
     }
 
     /// A body: its time is spent before, between and after its import
-    /// statements (at its offsets, or `exec` in equal slices); an uncaught
+    /// statements (see [`Timing`]); an uncaught
     /// failed import makes a module body raise.
     fn body(&mut self, mut b: BodyFrame<'w>, ret: Option<Outcome>) -> Option<Outcome> {
         if let Some(Err(e)) = ret {
             return Some(Err(if b.module.is_some() { Failure::Raised } else { e }));
         }
-        if b.offsets.is_empty() {
-            spend(exec_slice(b.exec, b.stmts.len(), b.next));
-        } else {
-            spend_until(self.origin + b.offsets[b.next.min(b.offsets.len() - 1)]);
+        match b.timing {
+            Timing::Even(exec) => spend(exec_slice(exec, b.stmts.len(), b.next)),
+            Timing::Slices(s) => spend(Duration::from_nanos(s.get(b.next).copied().unwrap_or(0))),
+            Timing::Offsets(o) => spend_until(self.origin + o.get(b.next).copied().unwrap_or(0)),
         }
         match b.stmts.get(b.next) {
             Some(stmt) => {

@@ -224,7 +224,7 @@ impl WorkloadBuilder {
                 raises: spec.raises,
                 probe_name: spec.probe_name,
                 stmts: body,
-                offsets: 0..0,
+                slices: 0..0,
             });
         }
         let main = t.process("main", &main, &fork_ids, "the main thread")?;
@@ -245,7 +245,7 @@ impl WorkloadBuilder {
             })
             .collect::<Result<_, BuildError>>()?;
         let Tables { stmts, from_targets, .. } = t;
-        Ok(Workload { name, names, modules, stmts, from_targets, offsets: Vec::new(), main, threads, forks })
+        Ok(Workload { name, names, modules, stmts, from_targets, times: Vec::new(), main, threads, forks })
     }
 }
 

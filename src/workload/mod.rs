@@ -85,11 +85,10 @@ pub struct Module {
     pub raises: bool,
     pub probe_name: ProbeName,
     stmts: Range<u32>,
-    /// When its body's statements start, as offsets from the start of the
-    /// run (one per statement, then the body's end): a replay keeps to the
-    /// recorded time line. Empty: `exec` is spent in equal slices around
-    /// the statements instead.
-    offsets: Range<u32>,
+    /// Its body's own time as explicit slices in ns: before the first
+    /// statement, after each one (a replay's recorded gaps, so each self
+    /// time is the recorded one). Empty: `exec` is spent in equal slices.
+    slices: Range<u32>,
 }
 
 /// One `import` statement in a module body or a thread's top level.
@@ -118,8 +117,8 @@ pub struct Workload {
     modules: Vec<Module>,
     stmts: Vec<ImportStmt>,
     from_targets: Vec<ModId>,
-    /// Body and top-level offsets in nanoseconds (only replays have any).
-    offsets: Vec<u64>,
+    /// Body slices and top-level offsets in nanoseconds (only replays have any).
+    times: Vec<u64>,
     main: ProcessPlan,
     threads: Vec<ThreadPlan>,
     forks: Vec<ProcessPlan>,
@@ -167,10 +166,10 @@ impl Workload {
         &self.stmts[r.start as usize..r.end as usize]
     }
 
-    /// The body's timing offsets in ns (see [`Module`]); empty for modules
-    /// whose `exec` is spread evenly.
-    pub fn body_offsets(&self, id: ModId) -> &[u64] {
-        self.slice(&self.modules[id as usize].offsets)
+    /// The body's explicit time slices in ns (see [`Module`]); empty for
+    /// modules whose `exec` is spread evenly.
+    pub fn body_slices(&self, id: ModId) -> &[u64] {
+        self.slice(&self.modules[id as usize].slices)
     }
 
     /// Submodules named in a `from target import a, b` that are modules.
@@ -212,16 +211,16 @@ impl Workload {
     }
 
     fn slice(&self, r: &Range<u32>) -> &[u64] {
-        &self.offsets[r.start as usize..r.end as usize]
+        &self.times[r.start as usize..r.end as usize]
     }
 
-    /// The same workload with every cost and offset multiplied by `factor`.
+    /// The same workload with every cost, slice and offset multiplied by `factor`.
     pub fn scaled(mut self, factor: f64) -> Self {
         for m in &mut self.modules {
             m.find = m.find.mul_f64(factor);
             m.exec = m.exec.mul_f64(factor);
         }
-        for o in &mut self.offsets {
+        for o in &mut self.times {
             *o = (*o as f64 * factor).round() as u64;
         }
         self

@@ -6,11 +6,12 @@
 //! which way two threads raced). Instead every recorded import becomes its
 //! own module, found and executed where it was recorded:
 //!
-//! - its body imports its recorded children, in order, when they started,
-//!   and ends when the import ended, all as offsets from the start of the
-//!   process's recording: self times, gaps and cumulative times are the
-//!   recorded ones, and the simulator's own overhead or a preemption delays
-//!   only the import it hits, never the rest of the time line;
+//! - its body imports its recorded children, in order, spending the
+//!   recorded gaps before, between and after them: its self time is the
+//!   recorded one, whatever its nested imports cost this time (a tracer's
+//!   per-event work, a preemption inflates the cumulative time of the
+//!   imports around it, as it would in the real program, and the self time
+//!   of the one import it hits);
 //! - a failed import (found = 0) with nothing nested is a missing module
 //!   whose finder takes the recorded time; with imports nested, a module
 //!   whose body raises after them. Every statement is caught, so a failure
@@ -23,9 +24,11 @@
 //!   ([`crate::events::blind_spots`]) is loaded with
 //!   `importlib.import_module()` in the enclosing import, just before its
 //!   first submodule fired: it stays outside the probes;
-//! - threads start together with the main thread and import at the
-//!   recorded offsets from the process's first event; the recorded main
-//!   thread (tid = pid) runs on the main thread;
+//! - threads start together with the main thread, and each top-level
+//!   import starts at its recorded offset from the process's first event,
+//!   so the threads keep their recorded overlap and a delay never carries
+//!   over from one top-level import to the next; the recorded main thread
+//!   (tid = pid) runs on the main thread;
 //! - a NULL name fires NULL again; a name the tracer cut fires as cut.
 //!
 //! Whatever a recording holds that cannot be fired as it was is said in
@@ -97,14 +100,14 @@ pub fn from_forest(forest: &Forest, pid: Option<u32>, name: &str) -> Result<Repl
         }
     }
     let main = main.expect("the main thread is one of the threads");
-    let Assembly { names, modules, stmts, offsets, notes, .. } = b;
+    let Assembly { names, modules, stmts, times, notes, .. } = b;
     let workload = Workload {
         name: name.to_owned(),
         names,
         modules,
         stmts,
         from_targets: Vec::new(),
-        offsets,
+        times,
         main: ProcessPlan { name: "main".into(), main, spawns: Vec::new() },
         threads: others,
         forks: Vec::new(),
@@ -169,7 +172,7 @@ struct Assembly<'f> {
     names: Vec<u8>,
     modules: Vec<Module>,
     stmts: Vec<ImportStmt>,
-    offsets: Vec<u64>,
+    times: Vec<u64>,
     notes: Vec<String>,
 }
 
@@ -191,7 +194,7 @@ impl<'f> Assembly<'f> {
             names: Vec::new(),
             modules: Vec::new(),
             stmts: Vec::new(),
-            offsets: Vec::new(),
+            times: Vec::new(),
             notes: Vec::new(),
         }
     }
@@ -273,29 +276,55 @@ impl<'f> Assembly<'f> {
         imp.start_ns + self.forest.cumulative_ns(id)
     }
 
-    /// The statements of a body (or top level): the replayed children, each
-    /// preceded by the packages loaded outside the probes just before it,
-    /// with their start offsets from the process's first event, then the end.
-    fn statements(&mut self, children: &[ImportId], end: u64) -> (Range<u32>, Range<u32>) {
-        let base = self.t0;
-        let s0 = self.stmts.len() as u32;
-        let o0 = self.offsets.len() as u32;
+    /// The packages loaded outside the probes just before child `c`.
+    fn hidden_before(&self, c: ImportId) -> Vec<ModId> {
+        let n = self.ids.len();
+        self.hidden.iter().enumerate().filter(|(_, (child, _))| *child == c).map(|(k, _)| (n + k) as ModId).collect()
+    }
+
+    fn stmt(&mut self, target: ModId, via: Via) {
+        self.stmts.push(ImportStmt { target, catch: true, via, from: 0..0 });
+    }
+
+    /// A body's statements (the replayed children, each preceded by the
+    /// packages loaded outside the probes just before it) and its time
+    /// slices: the recorded gaps from `start` to the first child, between
+    /// children and from the last child to `end`.
+    fn body(&mut self, children: &[ImportId], start: u64, end: u64) -> (Range<u32>, Range<u32>) {
+        let (s0, t0) = (self.stmts.len() as u32, self.times.len() as u32);
+        let mut prev = start;
         for &c in children {
             if !self.replayed(c) {
                 continue;
             }
-            let at = self.forest.imports[c].start_ns.saturating_sub(base);
-            let hidden = self.hidden.iter().enumerate().filter(|(_, (child, _))| *child == c).map(|(k, _)| k);
-            for k in hidden.collect::<Vec<_>>() {
-                let target = (self.ids.len() + k) as ModId;
-                self.stmts.push(ImportStmt { target, catch: true, via: Via::Importlib, from: 0..0 });
-                self.offsets.push(at);
+            self.times.push(self.forest.imports[c].start_ns.saturating_sub(prev));
+            for h in self.hidden_before(c) {
+                self.stmt(h, Via::Importlib);
+                self.times.push(0);
             }
-            self.stmts.push(ImportStmt { target: self.module_of[&c], catch: true, via: Via::Import, from: 0..0 });
-            self.offsets.push(at);
+            self.stmt(self.module_of[&c], Via::Import);
+            prev = self.end(c).max(prev);
         }
-        self.offsets.push(end.saturating_sub(base));
-        (s0..self.stmts.len() as u32, o0..self.offsets.len() as u32)
+        self.times.push(end.saturating_sub(prev));
+        (s0..self.stmts.len() as u32, t0..self.times.len() as u32)
+    }
+
+    /// A thread's statements and their deadlines: each root import at its
+    /// recorded start, as an offset from the process's first event, then
+    /// the thread's end.
+    fn top_level(&mut self, roots: &[ImportId], end: u64) -> (Range<u32>, Range<u32>) {
+        let (s0, t0) = (self.stmts.len() as u32, self.times.len() as u32);
+        for &r in roots {
+            let at = self.forest.imports[r].start_ns.saturating_sub(self.t0);
+            for h in self.hidden_before(r) {
+                self.stmt(h, Via::Importlib);
+                self.times.push(at);
+            }
+            self.stmt(self.module_of[&r], Via::Import);
+            self.times.push(at);
+        }
+        self.times.push(end.saturating_sub(self.t0));
+        (s0..self.stmts.len() as u32, t0..self.times.len() as u32)
     }
 
     /// Module `k`: the recorded import `id`.
@@ -307,11 +336,11 @@ impl<'f> Assembly<'f> {
         let end = self.end(id);
         let failed = imp.found != Some(true);
         let nested = imp.children.iter().any(|&c| self.replayed(c));
-        let (stmts, offsets) = if failed && !nested {
+        let (stmts, slices) = if failed && !nested {
             (0..0, 0..0)
         } else {
             let children = imp.children.clone();
-            self.statements(&children, end)
+            self.body(&children, imp.start_ns, end)
         };
         let cumulative = Duration::from_nanos(end.saturating_sub(imp.start_ns));
         self.modules.push(Module {
@@ -325,7 +354,7 @@ impl<'f> Assembly<'f> {
             raises: failed && nested,
             probe_name: if imp.name == NameState::Missing { ProbeName::Null } else { ProbeName::Utf8 },
             stmts,
-            offsets,
+            slices,
         });
         Ok(())
     }
@@ -343,7 +372,7 @@ impl<'f> Assembly<'f> {
             raises: false,
             probe_name: ProbeName::Utf8,
             stmts: 0..0,
-            offsets: 0..0,
+            slices: 0..0,
         });
         Ok(())
     }
@@ -352,7 +381,7 @@ impl<'f> Assembly<'f> {
     /// process's first event.
     fn thread(&mut self, roots: &[ImportId], tid: u32, other: bool) -> ThreadPlan {
         let end = roots.iter().map(|&r| self.end(r)).max().unwrap_or(self.t0);
-        let (stmts, offsets) = self.statements(roots, end);
+        let (stmts, offsets) = self.top_level(roots, end);
         ThreadPlan {
             name: if other { format!("tid-{tid}") } else { "main".to_owned() },
             stmts,
@@ -373,14 +402,14 @@ mod tests {
     }
 
     #[test]
-    fn every_import_is_a_module_with_its_children_at_their_offsets() {
+    fn every_import_is_a_module_with_its_children_and_recorded_gaps() {
         let f = forest(package_and_failure());
         let r = from_forest(&f, None, "r").unwrap();
         let w = &r.workload;
         assert_eq!(w.module_count(), 4);
         let ab = w.find("a.b").unwrap();
         assert_eq!(body_names(w, ab), ["a", "json"]);
-        assert_eq!(w.body_offsets(ab), [1_000, 5_000, 11_000], "a at +1 µs, json at +5 µs, end at +11 µs");
+        assert_eq!(w.body_slices(ab), [1_000, 1_000, 2_500], "1 µs before a, 1 µs between a and json, 2.5 µs after");
         assert_eq!(w.plan_offsets(w.main_thread())[0], 0, "offsets count from the first event");
         assert!(w.parent(ab).is_none(), "no parent semantics: a fires because it was recorded");
         let nope = w.find("nope").unwrap();
@@ -447,7 +476,7 @@ mod tests {
         let body = w.body(pandas);
         assert_eq!(body_names(w, pandas), ["numexpr", "numexpr.expressions"]);
         assert_eq!((body[0].via, body[1].via), (Via::Importlib, Via::Import));
-        assert_eq!(w.body_offsets(pandas), [20, 20, 90]);
+        assert_eq!(w.body_slices(pandas), [10, 0, 60]);
         assert!(r.notes.iter().any(|n| n.contains("numexpr") && n.contains("importlib")), "{:?}", r.notes);
     }
 
