@@ -126,15 +126,15 @@ fn pick_process(forest: &Forest, pid: Option<u32>) -> Result<u32, ReplayError> {
         .iter()
         .filter(|p| forest.imports.iter().enumerate().any(|(i, imp)| imp.pid == p.info.pid && fired(forest, i)))
         .collect();
+    // Short: a forked child's command line is its parent's, so the parent
+    // relation tells them apart better.
     let describe = || {
         with_imports
             .iter()
-            .map(|p| {
-                if p.info.command.is_empty() {
-                    format!("pid {}", p.info.pid)
-                } else {
-                    format!("pid {} `{}`", p.info.pid, p.info.command)
-                }
+            .map(|p| match (p.info.ppid, p.info.command.is_empty()) {
+                (Some(ppid), _) => format!("pid {} (child of {ppid})", p.info.pid),
+                (None, false) => format!("pid {} `{}`", p.info.pid, p.info.command),
+                (None, true) => format!("pid {}", p.info.pid),
             })
             .collect::<Vec<_>>()
     };
@@ -489,7 +489,7 @@ mod tests {
         rec.processes.push(ProcessInfo { pid: 9, ppid: Some(1), command: "sim child".into() });
         let f = Forest::build(&rec);
         let e = from_forest(&f, None, "r").unwrap_err();
-        assert!(e.to_string().contains("2 processes") && e.to_string().contains("pid 9 `sim child`"), "{e}");
+        assert!(e.to_string().contains("2 processes") && e.to_string().contains("pid 9 (child of 1)"), "{e}");
         assert_eq!(from_forest(&f, Some(9), "r").unwrap().workload.module_count(), 1);
         assert!(matches!(from_forest(&f, Some(5), "r"), Err(ReplayError::NoSuchProcess { pid: 5, .. })));
         assert_eq!(from_forest(&Forest::default(), None, "r").unwrap_err(), ReplayError::Empty);
