@@ -27,8 +27,8 @@ pub fn importprobe_bench_fire_pairs(pairs: u64) {
     for _ in 0..pairs {
         // SAFETY: reads of initialised statics.
         let (name, found) = unsafe { (std::ptr::read_volatile(&NAME), std::ptr::read_volatile(&FOUND)) };
-        import_find_load_start(name);
-        import_find_load_done(name, found);
+        import_find_load_start(Some(name));
+        import_find_load_done(Some(name), found);
     }
 }
 

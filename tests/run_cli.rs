@@ -46,8 +46,12 @@ fn truth_file_has_one_json_event_per_probe() {
     let truth = dir.path().join("t.jsonl");
     let o = importprobe(&["run", "-w", "cycle", "--truth", truth.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let evs = importprobe::events::truth::read(&truth).unwrap().events;
+    let rec = importprobe::events::truth::read(&truth).unwrap();
+    assert_eq!(rec.processes.len(), 1, "one process line");
+    assert_eq!(rec.processes[0].ppid, None, "the root's parent is not part of the tree");
+    let evs = rec.events;
     assert_eq!(evs.len(), 6);
+    assert_eq!(rec.processes[0].pid, evs[0].pid);
     assert!(evs.iter().all(|e| e.pid == evs[0].pid && e.ts_ns > 0));
     assert!(evs.windows(2).all(|w| w[0].ts_ns <= w[1].ts_ns));
 }

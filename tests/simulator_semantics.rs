@@ -2,9 +2,9 @@
 //! really does (`tests/fixtures/reference/*.trace`, captured by bpftrace from
 //! Debian's python3.11). These run in-process: no tracer needed.
 
-use importprobe::events::{truth, EventKind, ImportEvent};
+use importprobe::events::{blind_spots, forest::Forest, truth, EventKind, ImportEvent, NameState, Origin, Recording};
 use importprobe::simulator::{self, interpreter::Failure, outputs::Outputs};
-use importprobe::workload::{manifest, scenarios, ModuleSpec, StmtSpec, Workload, WorkloadBuilder};
+use importprobe::workload::{manifest, scenarios, ModuleSpec, StepSpec, StmtSpec, Workload, WorkloadBuilder};
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -34,12 +34,17 @@ fn events(w: &Workload) -> (Vec<ImportEvent>, simulator::RunSummary) {
     (truth::parse(&bytes[..]).unwrap().events, summary)
 }
 
-/// Events in the reference traces' notation: `<depth> start <m>` / `<depth> done <m> <found>`.
+/// Events in the reference traces' notation: `<depth> start <m>` / `<depth> done <m> <found>`,
+/// a NULL name written `<NULL>`.
 fn lines(evs: &[ImportEvent]) -> Vec<String> {
     evs.iter()
-        .map(|e| match e.kind {
-            EventKind::Done => format!("{} done {} {}", e.depth, e.module, e.found.unwrap() as u8),
-            _ => format!("{} start {}", e.depth, e.module),
+        .map(|e| {
+            let m = if e.name == NameState::Missing { "<NULL>" } else { e.module.as_str() };
+            match e.kind {
+                EventKind::Start => format!("{} start {m}", e.depth),
+                EventKind::Done => format!("{} done {m} {}", e.depth, e.found.unwrap() as u8),
+                EventKind::Cached => unreachable!("the simulator fires probes only"),
+            }
         })
         .collect()
 }
@@ -389,4 +394,157 @@ fn importtime_lines_match_pairs_children_first() {
         })
         .collect();
     assert_eq!(names, ["  pkg", "  pkg.b", "pkg.a", "pkg.broken", "  pkg.sub.leaf", "pkg.sub", "pkg.broken"]);
+}
+
+#[test]
+fn an_unencodable_name_fires_null_with_found_0_nothing_nested_and_again_on_reimport() {
+    let w = scenarios::unencodable(scenarios::Costs::default()).unwrap();
+    let (evs, summary) = events(&w);
+    assert!(summary.uncaught.is_empty(), "every __import__ of it is caught");
+    assert_eq!(
+        lines(&evs),
+        [
+            "0 start plain",
+            "0 done plain 1",
+            "0 start <NULL>",
+            "0 done <NULL> 0",
+            "0 start host",
+            "1 start <NULL>",
+            "1 done <NULL> 0",
+            "1 start host.after",
+            "1 done host.after 1",
+            "0 done host 1",
+            "0 start <NULL>",
+            "0 done <NULL> 0",
+        ]
+    );
+    assert!(evs.iter().filter(|e| e.name == NameState::Missing).all(|e| e.module.is_empty()));
+}
+
+#[test]
+fn an_uncaught_unencodable_import_is_a_system_error() {
+    let mut b = WorkloadBuilder::new("t");
+    b.define(
+        "bad",
+        fast(ModuleSpec { probe_name: importprobe::workload::ProbeName::Unencodable, ..Default::default() }),
+    )
+    .unwrap();
+    b.main_imports(vec![StmtSpec::import("bad")]);
+    let (evs, summary) = events(&b.build().unwrap());
+    assert_eq!(lines(&evs), ["0 start <NULL>", "0 done <NULL> 0"]);
+    assert_eq!(summary.uncaught, vec![("main".to_owned(), Failure::Raised)]);
+}
+
+#[test]
+fn unencodable_names_print_null_in_importtime_as_glibc_does() {
+    let w = scenarios::unencodable(scenarios::Costs::default()).unwrap();
+    let it = Buf::default();
+    let out = Outputs::new(None, Some(Box::new(it.clone())));
+    simulator::run(&w, &out);
+    out.finish().unwrap();
+    let text = String::from_utf8(it.0.lock().unwrap().clone()).unwrap();
+    let names: Vec<&str> = text.lines().skip(1).map(|l| l.rsplit(" | ").next().unwrap()).collect();
+    assert_eq!(names, ["plain", "(null)", "  (null)", "  host.after", "host", "(null)"]);
+}
+
+/// The importlib scenario's probe firings: what /usr/bin/python3.11 fires
+/// for `tests/fixtures/importlib/main.py` (tests/cpython_rules.rs checks it
+/// against a real trace).
+const IMPORTLIB_TRACE: &[&str] = &[
+    "0 start app",
+    "1 start optdep.core",
+    "1 done optdep.core 1",
+    "1 start optdep.util",
+    "1 done optdep.util 1",
+    "1 start app.after",
+    "1 done app.after 1",
+    "0 done app 1",
+    "0 start lazy.inner.leaf",
+    "1 start lazy.inner",
+    "1 done lazy.inner 1",
+    "0 done lazy.inner.leaf 1",
+    "0 start lazy.inner.mod2",
+    "0 done lazy.inner.mod2 1",
+    "0 start late",
+    "1 start leaf2",
+    "1 done leaf2 1",
+    "0 done late 1",
+];
+
+#[test]
+fn import_module_fires_nothing_for_the_module_or_its_parents_while_their_bodies_fire() {
+    let w = scenarios::importlib(scenarios::Costs { find: Duration::from_micros(1), exec: Duration::from_micros(1) })
+        .unwrap();
+    let (evs, summary) = events(&w);
+    assert!(summary.uncaught.is_empty(), "{:?}", summary.uncaught);
+    assert_eq!(lines(&evs), IMPORTLIB_TRACE);
+}
+
+#[test]
+fn an_import_module_body_lands_in_the_enclosing_self_time_and_is_found_as_a_blind_spot() {
+    // app's own body costs 10 µs; optdep's (loaded by import_module inside
+    // app) 3 ms: app's self time holds both.
+    let mut b = WorkloadBuilder::new("t");
+    b.define(
+        "app",
+        ModuleSpec {
+            exec: Duration::from_micros(10),
+            imports: vec![StmtSpec::import_module("optdep")],
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let optdep = ModuleSpec {
+        exec: Duration::from_millis(3),
+        package: Some(true),
+        imports: vec![StmtSpec::import("optdep.core")],
+        ..Default::default()
+    };
+    b.define("optdep", optdep).unwrap();
+    b.define("optdep.core", fast(ModuleSpec::default())).unwrap();
+    b.main_imports(vec![StmtSpec::import("app")]);
+    let w = b.build().unwrap();
+    let it = Buf::default();
+    let tr = Buf::default();
+    let out = Outputs::new(Some(Box::new(tr.clone())), Some(Box::new(it.clone())));
+    simulator::run(&w, &out);
+    out.finish().unwrap();
+    let rec = truth::parse(&tr.0.lock().unwrap()[..]).unwrap();
+    let f = Forest::build(&rec);
+    let app = f.roots[0];
+    assert_eq!(f.imports[app].module, "app");
+    assert!(f.self_ns(app) >= 3_000_000, "app's self time {} ns holds optdep's body", f.self_ns(app));
+    let spots = blind_spots::find(&f);
+    assert_eq!(spots.len(), 1, "{spots:?}");
+    assert_eq!((spots[0].module.as_str(), spots[0].enclosing), ("optdep", Some(app)));
+    let text = String::from_utf8(it.0.lock().unwrap().clone()).unwrap();
+    assert!(!text.contains("| optdep\n") && text.lines().count() == 3, "no importtime line for optdep: {text}");
+}
+
+#[test]
+fn the_demo_shows_an_optional_dependency_loaded_outside_the_probes() {
+    let w = importprobe::workload::demo::build().scaled(0.0);
+    let (evs, _) = events(&w);
+    let f = Forest::build(&Recording::new(Origin::Truth, evs));
+    let spots = blind_spots::find(&f);
+    assert_eq!(spots.iter().map(|s| s.module.as_str()).collect::<Vec<_>>(), ["fastjson"]);
+    let line = spots[0].describe(&f);
+    assert!(line.contains("self time of shopapp.compat._optional"), "{line}");
+}
+
+#[test]
+fn forking_from_a_multi_threaded_process_is_refused_not_attempted() {
+    // The test harness runs tests on threads: a fork here would be unsafe.
+    let mut b = WorkloadBuilder::new("t");
+    b.define("a", fast(ModuleSpec::default())).unwrap();
+    b.main_steps(vec![StmtSpec::import("a").into(), StepSpec::Fork { plan: "child".into(), wait: true }]);
+    b.fork_plan("child", vec![]);
+    let w = b.build().unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| std::thread::sleep(Duration::from_millis(300)));
+        let (evs, summary) = events(&w);
+        assert_eq!(lines(&evs), ["0 start a", "0 done a 1"]);
+        assert_eq!(summary.children, 0);
+        assert!(summary.child_errors[0].contains("threads are running"), "{:?}", summary.child_errors);
+    });
 }

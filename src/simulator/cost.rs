@@ -25,6 +25,16 @@ pub fn spend(d: Duration) {
     }
 }
 
+/// Spends time until CLOCK_MONOTONIC reaches `deadline_ns` (at once if it
+/// has): replays keep to a recording's offsets this way, so the simulator's
+/// own overhead is absorbed instead of adding up.
+pub fn spend_until(deadline_ns: u64) {
+    let now = super::clock::monotonic_ns();
+    if deadline_ns > now {
+        spend(Duration::from_nanos(deadline_ns - now));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -36,5 +46,15 @@ mod tests {
             spend(d);
             assert!(t.elapsed() >= d);
         }
+    }
+
+    #[test]
+    fn spends_until_a_deadline_and_not_past_one() {
+        let t = Instant::now();
+        spend_until(super::super::clock::monotonic_ns() + 200_000);
+        assert!(t.elapsed() >= Duration::from_micros(200));
+        let t = Instant::now();
+        spend_until(0);
+        assert!(t.elapsed() < Duration::from_millis(1));
     }
 }

@@ -7,20 +7,21 @@
 //! | frame         | CPython                                                    |
 //! |---------------|------------------------------------------------------------|
 //! | `Level`       | `PyImport_ImportModuleLevelObject` + `import_find_and_load` (fires the probes) |
-//! | `FindAndLoad` | `_find_and_load` (takes the module lock)                   |
+//! | `FindAndLoad` | `_find_and_load` (takes the module lock); entered directly by `importlib.import_module()`'s `_gcd_import`, which fires nothing |
 //! | `Unlocked`    | `_find_and_load_unlocked` (parent, find, exec)             |
 //! | `Body`        | the module's body, or a thread's top-level code            |
-//! | `Stmt`        | one `import` / `from ... import` statement                 |
+//! | `Stmt`        | one `import` / `from ... import` / `import_module()` statement |
 //!
 //! A frame is resumed with `None` when entered and with its child's outcome
 //! when the child returns; it either finishes with an outcome or pushes
 //! itself back with a child on top.
 
-use super::cost::spend;
+use super::clock::monotonic_ns;
+use super::cost::{spend, spend_until};
 use super::import_system::{Entry, ImportSystem, ThreadIdx};
 use super::outputs::Outputs;
 use super::probes;
-use crate::workload::{ImportStmt, ModId, Workload};
+use crate::workload::{ImportStmt, ModId, ProbeName, Via, Workload};
 use std::time::Duration;
 
 /// Why an import failed (the probe only reports found = 0 for all of them).
@@ -32,6 +33,9 @@ pub enum Failure {
     Raised,
     /// `_DeadlockError` from a module lock.
     Deadlock,
+    /// `SystemError`: CPython 3.11 could not encode the name for the probes
+    /// and called importlib with that error pending.
+    Unencodable,
 }
 
 pub type Outcome = Result<(), Failure>;
@@ -39,10 +43,34 @@ pub type Outcome = Result<(), Failure>;
 #[derive(Debug)]
 enum Frame<'w> {
     Level { m: ModId, pair: Option<PairClock> },
-    FindAndLoad { m: ModId, locked: bool },
-    Unlocked { m: ModId, stage: UnlockedStage },
-    Body { module: Option<ModId>, stmts: &'w [ImportStmt], next: usize },
+    FindAndLoad { m: ModId, locked: bool, via: Via },
+    Unlocked { m: ModId, stage: UnlockedStage, via: Via },
+    Body(BodyFrame<'w>),
     Stmt { stmt: &'w ImportStmt, stage: usize },
+}
+
+/// A module body or a thread's top-level code, between statements.
+#[derive(Debug)]
+struct BodyFrame<'w> {
+    module: Option<ModId>,
+    stmts: &'w [ImportStmt],
+    timing: Timing<'w>,
+    next: usize,
+}
+
+/// How a body spends its own time around its statements.
+#[derive(Debug, Clone, Copy)]
+enum Timing<'w> {
+    /// `exec` in equal slices.
+    Even(Duration),
+    /// Explicit slices (a replay's module bodies): slice `i` before
+    /// statement `i`, the last one after every statement, so the self time
+    /// is the recorded one whatever its nested imports cost.
+    Slices(&'w [u64]),
+    /// Deadlines (a replay's top level): statement `i` starts `offsets[i]`
+    /// ns after the run's origin, so every root import keeps to the
+    /// recorded time line and threads stay aligned.
+    Offsets(&'w [u64]),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -70,18 +98,38 @@ pub struct ThreadRun<'w> {
     /// Time spent in nested imports of the innermost open pair (importtime's
     /// `accumulated`, kept per thread).
     accumulated: u64,
+    /// CLOCK_MONOTONIC ns that timing offsets count from: the start of the
+    /// run, shared by its threads, so that a replay keeps to the recorded
+    /// time line and a delay (a preemption) never accumulates.
+    origin: u64,
     stack: Vec<Frame<'w>>,
 }
 
 impl<'w> ThreadRun<'w> {
     pub fn new(w: &'w Workload, sys: &'w ImportSystem, out: &'w Outputs, me: ThreadIdx) -> Self {
-        ThreadRun { w, sys, out, me, tid: super::clock::current_tid(), depth: 0, accumulated: 0, stack: Vec::new() }
+        let tid = super::clock::current_tid();
+        ThreadRun { w, sys, out, me, tid, depth: 0, accumulated: 0, origin: monotonic_ns(), stack: Vec::new() }
     }
 
-    /// Runs a thread's top-level import statements. An `Err` is an uncaught
-    /// import error, which ends the thread as it would in Python.
+    /// Counts timing offsets from `origin_ns` (default: when the thread's
+    /// interpreter was made).
+    pub fn with_origin(mut self, origin_ns: u64) -> Self {
+        self.origin = origin_ns;
+        self
+    }
+
+    /// Runs top-level import statements. An `Err` is an uncaught import
+    /// error, which ends the thread as it would in Python.
     pub fn run(&mut self, stmts: &'w [ImportStmt]) -> Outcome {
-        self.stack.push(Frame::Body { module: None, stmts, next: 0 });
+        self.run_timed(stmts, &[])
+    }
+
+    /// Runs top-level statements at the given offsets from the origin (see
+    /// [`crate::workload::Workload::plan_offsets`]; empty: no top-level time).
+    pub fn run_timed(&mut self, stmts: &'w [ImportStmt], offsets: &'w [u64]) -> Outcome {
+        let timing = if offsets.is_empty() { Timing::Even(Duration::ZERO) } else { Timing::Offsets(offsets) };
+        let body = BodyFrame { module: None, stmts, timing, next: 0 };
+        self.stack.push(Frame::Body(body));
         let mut ret = None;
         while let Some(frame) = self.stack.pop() {
             ret = self.resume(frame, ret.take());
@@ -99,13 +147,13 @@ impl<'w> ThreadRun<'w> {
         match frame {
             Frame::Level { m, pair: None } => self.enter_level(m),
             Frame::Level { m, pair: Some(clock) } => Some(self.leave_level(m, clock, ret.expect("child outcome"))),
-            Frame::FindAndLoad { m, locked: false } => self.enter_find_and_load(m),
-            Frame::FindAndLoad { m, locked: true } => {
+            Frame::FindAndLoad { m, locked: false, via } => self.enter_find_and_load(m, via),
+            Frame::FindAndLoad { m, locked: true, .. } => {
                 self.sys.release(self.me, m);
                 ret
             }
-            Frame::Unlocked { m, stage } => self.unlocked(m, stage, ret),
-            Frame::Body { module, stmts, next } => self.body(module, stmts, next, ret),
+            Frame::Unlocked { m, stage, via } => self.unlocked(m, stage, via, ret),
+            Frame::Body(body) => self.body(body, ret),
             Frame::Stmt { stmt, stage } => self.statement(stmt, stage, ret),
         }
     }
@@ -126,7 +174,15 @@ impl<'w> ThreadRun<'w> {
             Entry::Absent => {
                 let clock = PairClock { t1: self.fire_start(m), accumulated_copy: self.accumulated };
                 self.accumulated = 0;
-                self.call(Frame::Level { m, pair: Some(clock) }, Frame::FindAndLoad { m, locked: false })
+                if self.w.module(m).probe_name == ProbeName::Unencodable {
+                    // The start probe's argument left UnicodeEncodeError
+                    // pending: importlib fails at once, finding nothing.
+                    return Some(self.leave_level(m, clock, Err(Failure::Unencodable)));
+                }
+                self.call(
+                    Frame::Level { m, pair: Some(clock) },
+                    Frame::FindAndLoad { m, locked: false, via: Via::Import },
+                )
             }
         }
     }
@@ -139,21 +195,24 @@ impl<'w> ThreadRun<'w> {
         outcome
     }
 
-    /// The single call site of the start probe.
+    /// The single call site of the start probe. Never inlined: inlined into
+    /// two callers it would become two SDT notes for one probe name.
+    #[inline(never)]
     fn fire_start(&mut self, m: ModId) -> u64 {
-        let name = self.w.c_name(m);
-        let ts = super::clock::monotonic_ns();
+        let name = self.w.probe_arg(m);
+        let ts = monotonic_ns();
         probes::import_find_load_start(name);
         self.out.event(ts, self.tid, self.depth, self.w, m, None);
         self.depth += 1;
         ts
     }
 
-    /// The single call site of the done probe.
+    /// The single call site of the done probe (never inlined, as above).
+    #[inline(never)]
     fn fire_done(&mut self, m: ModId, found: bool) -> u64 {
         self.depth -= 1;
-        let name = self.w.c_name(m);
-        let ts = super::clock::monotonic_ns();
+        let name = self.w.probe_arg(m);
+        let ts = monotonic_ns();
         probes::import_find_load_done(name, found);
         self.out.event(ts, self.tid, self.depth, self.w, m, Some(found));
         ts
@@ -161,8 +220,9 @@ impl<'w> ThreadRun<'w> {
 
     /// `_find_and_load`: takes the module lock (blocking while another thread
     /// finds or executes the module), then loads it unless that other thread
-    /// already did.
-    fn enter_find_and_load(&mut self, m: ModId) -> Option<Outcome> {
+    /// already did. `via` is the `import_` it passes on to import parents
+    /// with: `builtins.__import__` from C, `_gcd_import` from importlib.
+    fn enter_find_and_load(&mut self, m: ModId, via: Via) -> Option<Outcome> {
         if self.sys.entry(m) == Entry::Loaded {
             return Some(Ok(()));
         }
@@ -170,22 +230,30 @@ impl<'w> ThreadRun<'w> {
             return Some(Err(Failure::Deadlock));
         }
         if self.sys.entry(m) == Entry::Absent {
-            return self
-                .call(Frame::FindAndLoad { m, locked: true }, Frame::Unlocked { m, stage: UnlockedStage::Enter });
+            return self.call(
+                Frame::FindAndLoad { m, locked: true, via },
+                Frame::Unlocked { m, stage: UnlockedStage::Enter, via },
+            );
         }
         self.sys.release(self.me, m);
         self.sys.lock_unlock(self.me, m);
         Some(Ok(()))
     }
 
-    /// `_find_and_load_unlocked`: parent first (nested pairs), then find,
-    /// then execute the body with the module in `sys.modules`.
-    fn unlocked(&mut self, m: ModId, stage: UnlockedStage, ret: Option<Outcome>) -> Option<Outcome> {
+    /// `_find_and_load_unlocked`: parent first (through `import_`: nested
+    /// pairs from C, nothing from importlib), then find, then execute the
+    /// body with the module in `sys.modules`.
+    fn unlocked(&mut self, m: ModId, stage: UnlockedStage, via: Via, ret: Option<Outcome>) -> Option<Outcome> {
         let module = self.w.module(m);
         match stage {
             UnlockedStage::Enter => match self.w.parent(m) {
-                Some(p) if self.sys.entry(p) == Entry::Absent => self
-                    .call(Frame::Unlocked { m, stage: UnlockedStage::AfterParent }, Frame::Level { m: p, pair: None }),
+                Some(p) if self.sys.entry(p) == Entry::Absent => {
+                    let parent = match via {
+                        Via::Import => Frame::Level { m: p, pair: None },
+                        Via::Importlib => Frame::FindAndLoad { m: p, locked: false, via },
+                    };
+                    self.call(Frame::Unlocked { m, stage: UnlockedStage::AfterParent, via }, parent)
+                }
                 Some(p) => self.after_parent(m, p, Ok(())),
                 None => self.find_and_exec(m),
             },
@@ -225,39 +293,51 @@ impl<'w> ThreadRun<'w> {
             return Some(Err(Failure::NotFound));
         }
         self.sys.set(m, Entry::Initializing(self.me));
-        self.call(
-            Frame::Unlocked { m, stage: UnlockedStage::AfterBody },
-            Frame::Body { module: Some(m), stmts: self.w.body(m), next: 0 },
-        )
+        let body = BodyFrame {
+            module: Some(m),
+            stmts: self.w.body(m),
+            timing: match self.w.body_slices(m) {
+                [] => Timing::Even(module.exec),
+                slices => Timing::Slices(slices),
+            },
+            next: 0,
+        };
+        self.call(Frame::Unlocked { m, stage: UnlockedStage::AfterBody, via: Via::Import }, Frame::Body(body))
     }
 
-    /// A body: its exec cost is spent in equal slices before, between and
-    /// after its import statements; an uncaught failed import makes it raise.
-    fn body(
-        &mut self,
-        module: Option<ModId>,
-        stmts: &'w [ImportStmt],
-        next: usize,
-        ret: Option<Outcome>,
-    ) -> Option<Outcome> {
+    /// A body: its time is spent before, between and after its import
+    /// statements (see [`Timing`]); an uncaught
+    /// failed import makes a module body raise.
+    fn body(&mut self, mut b: BodyFrame<'w>, ret: Option<Outcome>) -> Option<Outcome> {
         if let Some(Err(e)) = ret {
-            return Some(Err(if module.is_some() { Failure::Raised } else { e }));
+            return Some(Err(if b.module.is_some() { Failure::Raised } else { e }));
         }
-        if let Some(m) = module {
-            spend(exec_slice(self.w.module(m).exec, stmts.len(), next));
+        match b.timing {
+            Timing::Even(exec) => spend(exec_slice(exec, b.stmts.len(), b.next)),
+            Timing::Slices(s) => spend(Duration::from_nanos(s.get(b.next).copied().unwrap_or(0))),
+            Timing::Offsets(o) => spend_until(self.origin + o.get(b.next).copied().unwrap_or(0)),
         }
-        match stmts.get(next) {
-            Some(stmt) => self.call(Frame::Body { module, stmts, next: next + 1 }, Frame::Stmt { stmt, stage: 0 }),
+        match b.stmts.get(b.next) {
+            Some(stmt) => {
+                b.next += 1;
+                self.call(Frame::Body(b), Frame::Stmt { stmt, stage: 0 })
+            }
             None => Some(Ok(())),
         }
     }
 
     /// `import target` or `from target import a, b`: stage 0 imports the
     /// target; stage i >= 1 has imported from-list item i-1.
+    /// `importlib.import_module(target)` enters `_find_and_load` directly.
     fn statement(&mut self, stmt: &'w ImportStmt, stage: usize, ret: Option<Outcome>) -> Option<Outcome> {
         let fail = || Some(if stmt.catch { Ok(()) } else { Err(Failure::Raised) });
         if stage == 0 && ret.is_none() {
-            return self.call(Frame::Stmt { stmt, stage: 1 }, Frame::Level { m: stmt.target, pair: None });
+            let m = stmt.target;
+            let child = match stmt.via {
+                Via::Import => Frame::Level { m, pair: None },
+                Via::Importlib => Frame::FindAndLoad { m, locked: false, via: Via::Importlib },
+            };
+            return self.call(Frame::Stmt { stmt, stage: 1 }, child);
         }
         if let Some(Err(_)) = ret {
             return fail();

@@ -1,17 +1,28 @@
 //! Where the simulator reports what it did: the ground-truth event log
 //! (`--truth`) and CPython's `-X importtime` lines (`--importtime`).
+//!
+//! One `Outputs` serves a process and, through `fork()`, its forked
+//! children: [`Outputs::flush`] before a fork leaves nothing buffered to be
+//! written twice, and [`Outputs::after_fork`] makes the child stamp its own
+//! pid. The ground truth of a process tree goes into one file: every process
+//! first writes a `{"process": ...}` line ([`Outputs::process`]), then its
+//! events; see [`super::whole_lines`] for why lines never mix.
 
-use crate::events::{importtime, EventKind, ImportEvent, NameState};
+use crate::events::{importtime, truth::TruthLine, EventKind, ImportEvent, NameState, ProcessInfo};
 use crate::workload::{ModId, Workload};
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 type Sink = Mutex<Box<dyn Write + Send>>;
 
+/// What `-X importtime` prints for a NULL name: CPython passes NULL to
+/// `fprintf("%s")`, which glibc prints like this.
+pub const NULL_NAME: &str = "(null)";
+
 /// The simulator's optional outputs; every method is cheap when unused.
 pub struct Outputs {
-    pid: u32,
+    pid: AtomicU32,
     truth: Option<Sink>,
     importtime: Option<Sink>,
     header_written: AtomicBool,
@@ -22,7 +33,7 @@ pub struct Outputs {
 impl Outputs {
     pub fn new(truth: Option<Box<dyn Write + Send>>, importtime: Option<Box<dyn Write + Send>>) -> Self {
         Outputs {
-            pid: std::process::id(),
+            pid: AtomicU32::new(std::process::id()),
             truth: truth.map(Mutex::new),
             importtime: importtime.map(Mutex::new),
             header_written: AtomicBool::new(false),
@@ -31,25 +42,42 @@ impl Outputs {
         }
     }
 
-    /// Records one fired probe in the ground truth.
+    /// The pid events are stamped with.
+    pub fn pid(&self) -> u32 {
+        self.pid.load(Ordering::Relaxed)
+    }
+
+    /// Records one fired probe in the ground truth. A NULL name is recorded
+    /// as the probes saw it: an empty module, `name: missing`.
     pub fn event(&self, ts_ns: u64, tid: u32, depth: u32, w: &Workload, m: ModId, found: Option<bool>) {
         self.events.fetch_add(1, Ordering::Relaxed);
-        if let Some(sink) = &self.truth {
+        if self.truth.is_some() {
+            let null = w.module(m).probe_name.is_null();
             let ev = ImportEvent {
                 ts_ns,
-                pid: self.pid,
+                pid: self.pid(),
                 tid,
                 depth,
                 kind: if found.is_some() { EventKind::Done } else { EventKind::Start },
-                module: w.name(m).into_owned(),
+                module: if null { String::new() } else { w.name(m).into_owned() },
                 found,
-                name: NameState::Full,
+                name: if null { NameState::Missing } else { NameState::Full },
             };
-            let mut out = sink.lock().unwrap_or_else(|p| p.into_inner());
-            let res =
-                serde_json::to_writer(&mut *out, &ev).map_err(std::io::Error::from).and_then(|_| out.write_all(b"\n"));
-            self.keep_error(res);
+            self.truth_line(&ev);
         }
+    }
+
+    /// Records a process of the tree in the ground truth.
+    pub fn process(&self, info: ProcessInfo) {
+        self.truth_line(&TruthLine::Process { process: info });
+    }
+
+    fn truth_line(&self, value: &impl serde::Serialize) {
+        let Some(sink) = &self.truth else { return };
+        let mut line = serde_json::to_vec(value).expect("truth lines serialise");
+        line.push(b'\n');
+        let res = sink.lock().unwrap_or_else(|p| p.into_inner()).write_all(&line);
+        self.keep_error(res);
     }
 
     /// Writes one `-X importtime` line, in CPython's exact format: self and
@@ -62,7 +90,8 @@ impl Outputs {
         if !self.header_written.swap(true, Ordering::Relaxed) {
             res = out.write_all(importtime::HEADER.as_bytes());
         }
-        let line = importtime::line(self_ns.div_ceil(1000), cum_ns.div_ceil(1000), level as usize, &w.name(m));
+        let name = if w.module(m).probe_name.is_null() { NULL_NAME.into() } else { w.name(m) };
+        let line = importtime::line(self_ns.div_ceil(1000), cum_ns.div_ceil(1000), level as usize, &name);
         self.keep_error(res.and_then(|_| out.write_all(line.as_bytes())));
     }
 
@@ -72,12 +101,26 @@ impl Outputs {
         }
     }
 
-    /// Flushes both sinks; reports the first write error seen.
-    pub fn finish(&self) -> std::io::Result<u64> {
+    /// Writes out everything buffered (before a fork, so the child does not
+    /// write the parent's lines a second time).
+    pub fn flush(&self) {
         for sink in [&self.truth, &self.importtime].into_iter().flatten() {
             let res = sink.lock().unwrap_or_else(|p| p.into_inner()).flush();
             self.keep_error(res);
         }
+    }
+
+    /// In a freshly forked child: stamp the child's pid from now on, and
+    /// count only its own events.
+    pub fn after_fork(&self) {
+        self.pid.store(std::process::id(), Ordering::Relaxed);
+        self.events.store(0, Ordering::Relaxed);
+    }
+
+    /// Flushes both sinks; reports the first write error seen, else the
+    /// number of probe firings of this process.
+    pub fn finish(&self) -> std::io::Result<u64> {
+        self.flush();
         match self.error.lock().unwrap_or_else(|p| p.into_inner()).take() {
             Some(e) => Err(e),
             None => Ok(self.events.load(Ordering::Relaxed)),

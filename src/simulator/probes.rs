@@ -31,16 +31,17 @@ pub fn register() {
     }
 }
 
-/// `python:import__find__load__start(const char *modulename)`.
+/// `python:import__find__load__start(const char *modulename)`; `None`
+/// passes a NULL pointer, as CPython does for a name it cannot encode.
 #[inline(always)]
-pub fn import_find_load_start(module: &CStr) {
+pub fn import_find_load_start(module: Option<&CStr>) {
     #[cfg(all(feature = "probes", target_os = "linux"))]
     {
-        probe::probe_lazy!(python, import__find__load__start, module.as_ptr());
+        probe::probe_lazy!(python, import__find__load__start, c_ptr(module));
     }
     #[cfg(all(feature = "probes", not(target_os = "linux")))]
     {
-        crate::python::import__find__load__start!(|| module.to_str().unwrap_or("<non-utf8>"));
+        crate::python::import__find__load__start!(|| dtrace_str(module));
     }
     #[cfg(not(feature = "probes"))]
     let _ = module;
@@ -48,17 +49,33 @@ pub fn import_find_load_start(module: &CStr) {
 
 /// `python:import__find__load__done(const char *modulename, int found)`.
 #[inline(always)]
-pub fn import_find_load_done(module: &CStr, found: bool) {
+pub fn import_find_load_done(module: Option<&CStr>, found: bool) {
     #[cfg(all(feature = "probes", target_os = "linux"))]
     {
-        probe::probe_lazy!(python, import__find__load__done, module.as_ptr(), found as i32);
+        probe::probe_lazy!(python, import__find__load__done, c_ptr(module), found as i32);
     }
     #[cfg(all(feature = "probes", not(target_os = "linux")))]
     {
-        crate::python::import__find__load__done!(|| (module.to_str().unwrap_or("<non-utf8>"), found as i32));
+        crate::python::import__find__load__done!(|| (dtrace_str(module), found as i32));
     }
     #[cfg(not(feature = "probes"))]
     let _ = (module, found);
+}
+
+/// The probe argument: the name's address, or NULL. Only evaluated once a
+/// tracer has raised the semaphore (`probe_lazy!`), so the untraced path
+/// stays a load and a branch.
+#[cfg(all(feature = "probes", target_os = "linux"))]
+#[inline(always)]
+fn c_ptr(module: Option<&CStr>) -> *const std::ffi::c_char {
+    module.map_or(std::ptr::null(), CStr::as_ptr)
+}
+
+/// The `usdt` crate takes names as `&str` and cannot pass NULL: a NULL name
+/// reaches DTrace as the empty string there.
+#[cfg(all(feature = "probes", not(target_os = "linux")))]
+fn dtrace_str(module: Option<&CStr>) -> &str {
+    module.map_or("", |m| m.to_str().unwrap_or("<non-utf8>"))
 }
 
 /// Where a tracer's attachment shows in this process's memory: the start

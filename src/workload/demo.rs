@@ -5,13 +5,18 @@
 //! `importprobe run` is worth tracing. It contains one import cycle
 //! (`shopapp.models` <-> `shopapp.db`), one missing optional dependency
 //! (`ujson`, and `yaml._yaml`), one module that raises
-//! (`shopapp.plugins.legacy`), and a pool of four threads importing plugins.
+//! (`shopapp.plugins.legacy`), a pool of four threads importing plugins, and
+//! an optional dependency loaded with `importlib.import_module()` the way
+//! pandas' `import_optional_dependency` loads numexpr: `fastjson` fires no
+//! probe, its submodules fire inside `shopapp.compat._optional`, whose self
+//! time holds `fastjson`'s own body.
 
 use super::{ModuleSpec, StmtSpec, Workload, WorkloadBuilder};
 use std::time::Duration;
 
 /// `(name, find µs, exec µs, imports)`; an import written `?name` is wrapped
-/// in `try/except ImportError`.
+/// in `try/except ImportError`, one written `!name` is
+/// `importlib.import_module("name")`.
 type Row = (&'static str, u64, u64, &'static [&'static str]);
 
 const STDLIB: &[Row] = &[
@@ -193,8 +198,13 @@ const SHOPAPP: &[Row] = &[
     ("shopapp.log", 40, 120, &["logging"]),
     ("shopapp.models", 45, 480, &["dataclasses", "decimal", "datetime", "shopapp.db", "sqlalchemy.orm"]),
     ("shopapp.db", 45, 260, &["sqlalchemy", "shopapp.models"]),
-    ("shopapp.serialize", 40, 90, &["json", "?ujson"]),
+    ("shopapp.serialize", 40, 90, &["json", "?ujson", "shopapp.compat._optional"]),
     ("ujson", 55, 0, &[]),
+    ("shopapp.compat", 35, 20, &[]),
+    ("shopapp.compat._optional", 40, 110, &["importlib_sim", "!fastjson"]),
+    ("fastjson", 60, 240, &["fastjson.core", "fastjson.encoder"]),
+    ("fastjson.core", 40, 380, &["re", "decimal"]),
+    ("fastjson.encoder", 40, 160, &["fastjson.core"]),
     ("shopapp.api", 45, 380, &["requests", "shopapp.serialize", "shopapp.models"]),
     ("shopapp.plugins", 45, 60, &["importlib_sim"]),
     ("importlib_sim", 30, 40, &[]),
@@ -305,6 +315,9 @@ pub fn build() -> Workload {
 }
 
 fn stmt(spec: &str) -> StmtSpec {
+    if let Some(name) = spec.strip_prefix('!') {
+        return StmtSpec::import_module(name);
+    }
     match spec.strip_prefix('?') {
         Some(name) => StmtSpec::import(name).caught(),
         None => StmtSpec::import(spec),
@@ -363,5 +376,8 @@ mod tests {
         assert_eq!(w.threads().len(), 4);
         assert!(w.module(w.find("ujson").unwrap()).missing);
         assert!(w.module(w.find("shopapp.plugins.legacy").unwrap()).raises);
+        let optional = w.find("shopapp.compat._optional").unwrap();
+        let via: Vec<_> = w.body(optional).iter().map(|s| (w.name(s.target).into_owned(), s.via)).collect();
+        assert!(via.contains(&("fastjson".to_owned(), crate::workload::Via::Importlib)), "{via:?}");
     }
 }

@@ -1,24 +1,72 @@
 //! Workloads: the module graph a simulated program imports, with known costs.
 //!
 //! A [`Workload`] is compiled once (from a manifest, a built-in scenario, the
-//! demo or the random generator, all through [`WorkloadBuilder`]) into flat
-//! tables indexed by [`ModId`], so a million-module graph stays compact and the
-//! simulator never hashes a name on its hot path. Module names are stored
-//! NUL-terminated, so a probe's `char *` argument costs nothing to prepare.
+//! demo or the random generator, all through [`WorkloadBuilder`]; or from a
+//! recording by [`replay`]) into flat tables indexed by [`ModId`], so a
+//! million-module graph stays compact and the simulator never hashes a name
+//! on its hot path. Module names are stored NUL-terminated, so a probe's
+//! `char *` argument costs nothing to prepare.
 
+pub mod builder;
 pub mod demo;
 pub mod manifest;
 pub mod name;
+pub mod plan;
 pub mod random;
+pub mod replay;
 pub mod scenarios;
 
-use std::collections::HashMap;
+pub use builder::{BuildError, ModuleSpec, StepSpec, StmtSpec, WorkloadBuilder};
+pub use plan::{ExecSpec, ForkId, ProcessPlan, Spawn, SpawnKind, ThreadPlan, ThreadStart};
+
 use std::ffi::CStr;
 use std::ops::Range;
 use std::time::Duration;
 
 /// Index of a module in a [`Workload`].
 pub type ModId = u32;
+
+/// What CPython hands the probes as a module's name.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ProbeName {
+    /// The name, UTF-8 encoded.
+    #[default]
+    Utf8,
+    /// A NULL pointer, and nothing else differs: what newer CPythons pass on
+    /// purpose for a name they cannot encode, and what a replay of a
+    /// recorded NULL name fires.
+    Null,
+    /// A name CPython 3.11 cannot encode (`__import__('a\udcff')`): under a
+    /// tracer, `PyUnicode_AsUTF8` fails inside the start probe's argument,
+    /// so the probes get NULL and the encoding error is still pending when
+    /// `_find_and_load` is called, which fails at once with `SystemError`.
+    /// The pair fires with found = 0 and nothing nests in it; the module
+    /// never reaches `sys.modules`, so importing it again fires again.
+    Unencodable,
+}
+
+impl ProbeName {
+    /// The probes receive NULL rather than the name.
+    pub fn is_null(self) -> bool {
+        self != ProbeName::Utf8
+    }
+}
+
+/// How an import statement reaches the import system.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Via {
+    /// `import m`, `from m import x`, `__import__('m')`: C's
+    /// `PyImport_ImportModuleLevelObject`, whose `import_find_and_load`
+    /// fires the probe pair (and prints the `-X importtime` line).
+    #[default]
+    Import,
+    /// `importlib.import_module('m')`: importlib's pure-Python
+    /// `_gcd_import`. Neither the module nor the parents it imports on the
+    /// way fire anything; the `import` statements in their bodies do, so
+    /// their submodules fire with a parent that never did, and the bodies'
+    /// own time is in the self time of the enclosing import.
+    Importlib,
+}
 
 /// One module the simulated finder knows about (or knows is missing).
 #[derive(Debug, Clone)]
@@ -35,7 +83,12 @@ pub struct Module {
     pub missing: bool,
     /// Its body raises after running its imports.
     pub raises: bool,
+    pub probe_name: ProbeName,
     stmts: Range<u32>,
+    /// Its body's own time as explicit slices in ns: before the first
+    /// statement, after each one (a replay's recorded gaps, so each self
+    /// time is the recorded one). Empty: `exec` is spent in equal slices.
+    slices: Range<u32>,
 }
 
 /// One `import` statement in a module body or a thread's top level.
@@ -45,20 +98,18 @@ pub struct ImportStmt {
     pub target: ModId,
     /// Wrapped in `try: ... except ImportError: pass`.
     pub catch: bool,
+    pub via: Via,
     from: Range<u32>,
 }
 
-/// A thread of the simulated program and the imports it runs.
-#[derive(Debug, Clone)]
-pub struct ThreadPlan {
-    pub name: String,
-    stmts: Range<u32>,
-}
-
-/// A compiled, immutable module graph plus the threads that import from it.
+/// A compiled, immutable module graph plus the threads and processes that
+/// import from it.
 ///
-/// The main thread runs its imports first; then every other thread starts at
-/// once and the main thread joins them (like `programs/threads.py`).
+/// The main thread runs its top-level imports first, starting child
+/// processes between them; then every [`ThreadStart::AfterMain`] thread
+/// starts at once and the main thread joins them (like
+/// `programs/threads.py`). [`ThreadStart::WithMain`] threads run alongside
+/// the main thread from the start.
 #[derive(Debug, Clone)]
 pub struct Workload {
     pub name: String,
@@ -66,8 +117,11 @@ pub struct Workload {
     modules: Vec<Module>,
     stmts: Vec<ImportStmt>,
     from_targets: Vec<ModId>,
-    main: ThreadPlan,
+    /// Body slices and top-level offsets in nanoseconds (only replays have any).
+    times: Vec<u64>,
+    main: ProcessPlan,
     threads: Vec<ThreadPlan>,
+    forks: Vec<ProcessPlan>,
 }
 
 impl Workload {
@@ -80,10 +134,21 @@ impl Workload {
     }
 
     /// The module's name with its trailing NUL, ready to hand to a probe.
+    /// For a module whose [`ProbeName`] is NULL, a label for people.
+    /// O(1): no scan for the NUL, so preparing a probe's argument costs
+    /// nothing next to the probe's untraced semaphore check.
     pub fn c_name(&self, id: ModId) -> &CStr {
         let r = &self.modules[id as usize].name;
-        CStr::from_bytes_with_nul(&self.names[r.start as usize..r.end as usize])
-            .expect("names are stored NUL-terminated without interior NUL")
+        let bytes = &self.names[r.start as usize..r.end as usize];
+        debug_assert!(CStr::from_bytes_with_nul(bytes).is_ok(), "a name without its NUL or with one inside");
+        // SAFETY: the builder and the replay reject names holding a NUL and
+        // store each name followed by exactly one NUL, which `r` includes.
+        unsafe { CStr::from_bytes_with_nul_unchecked(bytes) }
+    }
+
+    /// What the probes receive: the name, or `None` for a NULL pointer.
+    pub fn probe_arg(&self, id: ModId) -> Option<&CStr> {
+        (!self.modules[id as usize].probe_name.is_null()).then(|| self.c_name(id))
     }
 
     /// The module's name as text (lossy only for names that are not UTF-8).
@@ -101,28 +166,62 @@ impl Workload {
         &self.stmts[r.start as usize..r.end as usize]
     }
 
+    /// The body's explicit time slices in ns (see [`Module`]); empty for
+    /// modules whose `exec` is spread evenly.
+    pub fn body_slices(&self, id: ModId) -> &[u64] {
+        self.slice(&self.modules[id as usize].slices)
+    }
+
     /// Submodules named in a `from target import a, b` that are modules.
     pub fn from_targets(&self, stmt: &ImportStmt) -> &[ModId] {
         &self.from_targets[stmt.from.start as usize..stmt.from.end as usize]
     }
 
-    pub fn main_thread(&self) -> &ThreadPlan {
+    /// The program's own process: its main thread and the children it starts.
+    pub fn main_process(&self) -> &ProcessPlan {
         &self.main
+    }
+
+    pub fn main_thread(&self) -> &ThreadPlan {
+        &self.main.main
     }
 
     pub fn threads(&self) -> &[ThreadPlan] {
         &self.threads
     }
 
+    /// A forked child's program.
+    pub fn fork_plan(&self, id: ForkId) -> &ProcessPlan {
+        &self.forks[id as usize]
+    }
+
+    pub fn fork_plans(&self) -> &[ProcessPlan] {
+        &self.forks
+    }
+
     pub fn plan_stmts(&self, plan: &ThreadPlan) -> &[ImportStmt] {
         &self.stmts[plan.stmts.start as usize..plan.stmts.end as usize]
     }
 
-    /// The same workload with every find and exec cost multiplied by `factor`.
+    /// A thread's top-level timing offsets in ns from the start of the run
+    /// (one per statement, then its end); empty: its top-level code takes
+    /// no time.
+    pub fn plan_offsets(&self, plan: &ThreadPlan) -> &[u64] {
+        self.slice(&plan.offsets)
+    }
+
+    fn slice(&self, r: &Range<u32>) -> &[u64] {
+        &self.times[r.start as usize..r.end as usize]
+    }
+
+    /// The same workload with every cost, slice and offset multiplied by `factor`.
     pub fn scaled(mut self, factor: f64) -> Self {
         for m in &mut self.modules {
             m.find = m.find.mul_f64(factor);
             m.exec = m.exec.mul_f64(factor);
+        }
+        for o in &mut self.times {
+            *o = (*o as f64 * factor).round() as u64;
         }
         self
     }
@@ -131,201 +230,10 @@ impl Workload {
     pub fn find(&self, name: &str) -> Option<ModId> {
         (0..self.modules.len() as ModId).find(|&id| self.c_name(id).to_bytes() == name.as_bytes())
     }
-}
 
-/// A statement being described to the builder.
-#[derive(Debug, Clone, Default)]
-pub struct StmtSpec {
-    pub target: String,
-    pub from: Vec<String>,
-    pub catch: bool,
-}
-
-impl StmtSpec {
-    pub fn import(target: impl Into<String>) -> Self {
-        StmtSpec { target: target.into(), ..Default::default() }
-    }
-    pub fn caught(mut self) -> Self {
-        self.catch = true;
-        self
-    }
-    pub fn from(mut self, names: &[&str]) -> Self {
-        self.from = names.iter().map(|s| s.to_string()).collect();
-        self
-    }
-}
-
-/// Errors while assembling a workload: they name the module involved.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum BuildError {
-    #[error(transparent)]
-    Name(#[from] name::NameError),
-    #[error("module {0:?} contains a NUL byte, which no C string can carry")]
-    Nul(String),
-    #[error("module {0:?} is defined twice")]
-    Duplicate(String),
-    #[error("{importer} imports {target:?}, which is not defined (add a module entry for it, with `missing = true` if the finder must fail)")]
-    Undefined { importer: String, target: String },
-    #[error("module {0:?}: {1} cost is not a finite, non-negative number of microseconds")]
-    BadCost(String, &'static str),
-}
-
-/// Everything the builder knows about a module before compilation.
-#[derive(Debug, Clone, Default)]
-pub struct ModuleSpec {
-    pub find: Duration,
-    pub exec: Duration,
-    pub missing: bool,
-    pub raises: bool,
-    /// `Some(true)`: a package even without defined submodules; `Some(false)`:
-    /// a plain module, so importing a submodule of it fails. `None`: a package
-    /// exactly when submodules are defined.
-    pub package: Option<bool>,
-    pub imports: Vec<StmtSpec>,
-    /// Defined explicitly (not only as the parent of another module).
-    pub explicit: bool,
-}
-
-/// Collects modules and threads by name, then compiles them into a [`Workload`].
-///
-/// Parents of dotted names that are not defined become empty packages, as
-/// namespace packages do in Python 3.
-#[derive(Debug, Default)]
-pub struct WorkloadBuilder {
-    name: String,
-    validate_names: bool,
-    ids: HashMap<String, ModId>,
-    order: Vec<String>,
-    specs: Vec<ModuleSpec>,
-    main: Vec<StmtSpec>,
-    threads: Vec<(String, Vec<StmtSpec>)>,
-}
-
-impl WorkloadBuilder {
-    pub fn new(name: impl Into<String>) -> Self {
-        WorkloadBuilder { name: name.into(), validate_names: true, ..Default::default() }
-    }
-
-    /// Accepts any string as a module name, as `__import__` does (tests of
-    /// odd names); only NUL stays forbidden.
-    pub fn allow_any_names(mut self) -> Self {
-        self.validate_names = false;
-        self
-    }
-
-    /// Whether `name` is defined, explicitly or as the parent of a module.
-    pub fn contains(&self, name: &str) -> bool {
-        self.ids.contains_key(name)
-    }
-
-    /// Defines a module (and implicitly its parents). Redefining an implicit
-    /// parent is allowed; redefining an explicit module is an error.
-    pub fn define(&mut self, name: &str, spec: ModuleSpec) -> Result<ModId, BuildError> {
-        let id = self.intern(name)?;
-        let slot = &mut self.specs[id as usize];
-        if slot.explicit {
-            return Err(BuildError::Duplicate(name.to_owned()));
-        }
-        *slot = ModuleSpec { explicit: true, ..spec };
-        Ok(id)
-    }
-
-    /// Appends an import statement to an already defined module's body.
-    pub fn add_import(&mut self, importer: &str, stmt: StmtSpec) {
-        let id = self.ids[importer];
-        self.specs[id as usize].imports.push(stmt);
-    }
-
-    pub fn main_imports(&mut self, stmts: Vec<StmtSpec>) {
-        self.main = stmts;
-    }
-
-    pub fn thread(&mut self, name: impl Into<String>, stmts: Vec<StmtSpec>) {
-        self.threads.push((name.into(), stmts));
-    }
-
-    fn intern(&mut self, name: &str) -> Result<ModId, BuildError> {
-        if let Some(&id) = self.ids.get(name) {
-            return Ok(id);
-        }
-        if self.validate_names {
-            name::validate(name)?;
-        } else if name.as_bytes().contains(&0) {
-            return Err(BuildError::Nul(name.to_owned()));
-        } else if name.is_empty() {
-            return Err(name::NameError::Empty.into());
-        }
-        if let Some(p) = name::parent(name) {
-            if !p.is_empty() {
-                self.intern(p)?;
-            }
-        }
-        let id = self.specs.len() as ModId;
-        self.ids.insert(name.to_owned(), id);
-        self.order.push(name.to_owned());
-        self.specs.push(ModuleSpec::default());
-        Ok(id)
-    }
-
-    /// Resolves every name and lays the graph out in flat tables.
-    pub fn build(self) -> Result<Workload, BuildError> {
-        let WorkloadBuilder { name, ids, order, specs, main, threads, .. } = self;
-        let mut is_package = vec![false; specs.len()];
-        let mut parents = vec![None; specs.len()];
-        for (id, n) in order.iter().enumerate() {
-            if let Some(p) = name::parent(n).and_then(|p| ids.get(p)) {
-                parents[id] = Some(*p);
-                is_package[*p as usize] = true;
-            }
-        }
-        let mut names = Vec::with_capacity(order.iter().map(|n| n.len() + 1).sum());
-        let mut stmts = Vec::new();
-        let mut from_targets = Vec::new();
-        let mut compile = |importer: &dyn Fn() -> String, list: &[StmtSpec], stmts: &mut Vec<ImportStmt>| {
-            let start = stmts.len() as u32;
-            for s in list {
-                let target = *ids
-                    .get(&s.target)
-                    .ok_or_else(|| BuildError::Undefined { importer: importer(), target: s.target.clone() })?;
-                let f0 = from_targets.len() as u32;
-                for f in &s.from {
-                    if let Some(&sub) = ids.get(&format!("{}.{}", s.target, f)) {
-                        from_targets.push(sub);
-                    }
-                }
-                stmts.push(ImportStmt { target, catch: s.catch, from: f0..from_targets.len() as u32 });
-            }
-            Ok::<_, BuildError>(start..stmts.len() as u32)
-        };
-        let mut modules = Vec::with_capacity(specs.len());
-        for (id, (n, spec)) in order.iter().zip(&specs).enumerate() {
-            let start = names.len() as u32;
-            names.extend_from_slice(n.as_bytes());
-            names.push(0);
-            let body = compile(&|| format!("module {n:?}"), &spec.imports, &mut stmts)?;
-            modules.push(Module {
-                name: start..names.len() as u32,
-                parent: parents[id],
-                is_package: spec.package.unwrap_or(is_package[id] || !spec.explicit),
-                find: spec.find,
-                exec: spec.exec,
-                missing: spec.missing,
-                raises: spec.raises,
-                stmts: body,
-            });
-        }
-        let main =
-            ThreadPlan { name: "main".into(), stmts: compile(&|| "the main thread".to_owned(), &main, &mut stmts)? };
-        let threads = threads
-            .iter()
-            .map(|(tname, list)| {
-                Ok(ThreadPlan {
-                    name: tname.clone(),
-                    stmts: compile(&|| format!("thread {tname:?}"), list, &mut stmts)?,
-                })
-            })
-            .collect::<Result<_, BuildError>>()?;
-        Ok(Workload { name, names, modules, stmts, from_targets, main, threads })
+    /// Every process plan (the program's, then the fork plans).
+    pub fn processes(&self) -> impl Iterator<Item = &ProcessPlan> {
+        std::iter::once(&self.main).chain(&self.forks)
     }
 }
 
@@ -338,47 +246,30 @@ pub fn micros(module: &str, what: &'static str, us: f64) -> Result<Duration, Bui
     }
 }
 
+/// Workload names `importprobe run --workload` knows besides manifest files.
+pub fn is_builtin(name: &str) -> bool {
+    matches!(name, "demo" | "random") || scenarios::NAMES.contains(&name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parents_are_created_as_packages() {
-        let mut b = WorkloadBuilder::new("t");
-        b.define("a.b.c", ModuleSpec::default()).unwrap();
-        b.main_imports(vec![StmtSpec::import("a.b.c")]);
-        let w = b.build().unwrap();
-        let c = w.find("a.b.c").unwrap();
-        let ab = w.parent(c).unwrap();
-        assert_eq!(w.name(ab), "a.b");
-        assert!(w.module(ab).is_package);
-        assert!(!w.module(c).is_package);
-        assert_eq!(w.name(w.parent(ab).unwrap()), "a");
-        assert_eq!(w.c_name(c).to_bytes_with_nul(), b"a.b.c\0");
-    }
-
-    #[test]
-    fn undefined_imports_and_duplicates_are_errors() {
-        let mut b = WorkloadBuilder::new("t");
-        b.define("a", ModuleSpec { imports: vec![StmtSpec::import("zzz")], ..Default::default() }).unwrap();
-        assert_eq!(b.define("a", ModuleSpec::default()), Err(BuildError::Duplicate("a".into())));
-        assert!(matches!(b.build(), Err(BuildError::Undefined { target, .. }) if target == "zzz"));
-    }
-
-    #[test]
-    fn from_list_keeps_only_submodules() {
-        let mut b = WorkloadBuilder::new("t");
-        b.define("p.leaf", ModuleSpec::default()).unwrap();
-        b.main_imports(vec![StmtSpec::import("p").from(&["leaf", "attr"])]);
-        let w = b.build().unwrap();
-        let stmt = &w.plan_stmts(w.main_thread())[0];
-        assert_eq!(w.from_targets(stmt), &[w.find("p.leaf").unwrap()]);
-    }
 
     #[test]
     fn costs_reject_negative_and_nan() {
         assert!(micros("m", "find", -1.0).is_err());
         assert!(micros("m", "find", f64::NAN).is_err());
         assert_eq!(micros("m", "find", 1.5).unwrap(), Duration::from_nanos(1500));
+    }
+
+    #[test]
+    fn null_probe_names_hand_the_probes_no_pointer() {
+        let mut b = WorkloadBuilder::new("t");
+        b.define("bad", ModuleSpec { probe_name: ProbeName::Unencodable, ..Default::default() }).unwrap();
+        b.define("good", ModuleSpec::default()).unwrap();
+        let w = b.build().unwrap();
+        assert_eq!(w.probe_arg(w.find("bad").unwrap()), None);
+        assert_eq!(w.probe_arg(w.find("good").unwrap()).unwrap().to_bytes(), b"good");
+        assert_eq!(w.name(w.find("bad").unwrap()), "bad", "the label stays, for people");
     }
 }

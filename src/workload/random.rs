@@ -24,6 +24,11 @@ pub struct RandomParams {
     /// quarter and four times these.
     pub median_find: Duration,
     pub median_exec: Duration,
+    /// Probability that an import in a module body is an
+    /// `importlib.import_module()` call, which fires nothing for the module
+    /// (its body's imports fire as usual). At 0 no random draw is made, so
+    /// a seed gives the same graph as before this parameter existed.
+    pub importlib_rate: f64,
     /// Extra threads importing random top-level modules after main.
     pub threads: usize,
 }
@@ -38,6 +43,7 @@ impl Default for RandomParams {
             failure_rate: 0.02,
             median_find: Duration::from_micros(15),
             median_exec: Duration::from_micros(40),
+            importlib_rate: 0.0,
             threads: 0,
         }
     }
@@ -70,7 +76,12 @@ pub fn generate(p: &RandomParams) -> Workload {
             (0..n)
                 .map(|_| {
                     let k = rng.random_range(0..i);
-                    let s = StmtSpec::import(names[k].clone());
+                    let importlib = p.importlib_rate > 0.0 && rng.random_bool(p.importlib_rate.min(1.0));
+                    let s = if importlib {
+                        StmtSpec::import_module(names[k].clone())
+                    } else {
+                        StmtSpec::import(names[k].clone())
+                    };
                     if failing[k] {
                         s.caught()
                     } else {
@@ -120,7 +131,13 @@ mod tests {
         let p = RandomParams { modules: 300, ..Default::default() };
         let (a, b) = (generate(&p), generate(&p));
         assert_eq!(format!("{a:?}"), format!("{b:?}"));
-        let c = generate(&RandomParams { seed: 2, ..p });
+        let c = generate(&RandomParams { seed: 2, ..p.clone() });
         assert_ne!(format!("{a:?}"), format!("{c:?}"));
+        let d = generate(&RandomParams { importlib_rate: 0.3, ..p });
+        let importlib = (0..d.module_count() as u32)
+            .flat_map(|m| d.body(m))
+            .filter(|s| s.via == crate::workload::Via::Importlib)
+            .count();
+        assert!(importlib > 10, "{importlib} import_module() calls");
     }
 }

@@ -1,6 +1,6 @@
 //! Built-in workloads with known shapes, for tests and for trying scripts.
 
-use super::{ModuleSpec, StmtSpec, Workload, WorkloadBuilder};
+use super::{ExecSpec, ModuleSpec, ProbeName, StepSpec, StmtSpec, Workload, WorkloadBuilder};
 use std::time::Duration;
 
 /// Costs given to every module of a scenario.
@@ -23,7 +23,32 @@ impl Costs {
 }
 
 /// The built-in scenario names, for `--help` and error messages.
-pub const NAMES: &[&str] = &["flat", "deep", "wide", "cycle", "threads", "stress", "refpkg", "long-name", "odd-names"];
+pub const NAMES: &[&str] = &[
+    "flat",
+    "deep",
+    "wide",
+    "cycle",
+    "threads",
+    "stress",
+    "refpkg",
+    "long-name",
+    "odd-names",
+    "unencodable",
+    "importlib",
+    "fork",
+    "spawn",
+];
+
+/// The `--count` a scenario gets when none is given.
+pub fn default_count(name: &str) -> usize {
+    match name {
+        "deep" | "stress" => 1000,
+        "threads" => 8,
+        "fork" => 2,
+        "spawn" => 3,
+        _ => 100,
+    }
+}
 
 /// Builds a named scenario; `count` sizes those that have a size.
 pub fn build(name: &str, count: usize, costs: Costs) -> Option<Workload> {
@@ -37,6 +62,10 @@ pub fn build(name: &str, count: usize, costs: Costs) -> Option<Workload> {
         "refpkg" => refpkg(costs),
         "long-name" => long_name(costs),
         "odd-names" => odd_names(costs),
+        "unencodable" => unencodable(costs),
+        "importlib" => importlib(costs),
+        "fork" => fork(count, costs),
+        "spawn" => spawn(count, costs),
         _ => return None,
     };
     Some(w.expect("built-in scenarios are valid"))
@@ -163,5 +192,146 @@ pub fn odd_names(c: Costs) -> Result<Workload, super::BuildError> {
         b.define(n, c.spec(vec![]))?;
     }
     b.main_imports(names.iter().map(|n| StmtSpec::import(*n)).collect());
+    b.build()
+}
+
+/// The label of the unencodable module: it stands for the str `'a\udcff'`
+/// (a lone surrogate), which CPython cannot encode as UTF-8.
+pub const UNENCODABLE_LABEL: &str = "a\\udcff";
+
+/// `__import__('a\udcff')` as CPython 3.11 runs it under a tracer: the pair
+/// fires with a NULL name and found = 0 (`SystemError`), nothing nests in
+/// it, and importing it again fires again; once at top level, once inside
+/// another module's body (caught there too), then once more at top level.
+pub fn unencodable(c: Costs) -> Result<Workload, super::BuildError> {
+    let mut b = WorkloadBuilder::new("unencodable").allow_any_names();
+    b.define("plain", c.spec(vec![]))?;
+    b.define(UNENCODABLE_LABEL, ModuleSpec { probe_name: ProbeName::Unencodable, ..c.spec(vec![]) })?;
+    b.define("host", c.spec(vec![StmtSpec::import(UNENCODABLE_LABEL).caught(), StmtSpec::import("host.after")]))?;
+    b.define("host.after", c.spec(vec![]))?;
+    b.main_imports(vec![
+        StmtSpec::import("plain"),
+        StmtSpec::import(UNENCODABLE_LABEL).caught(),
+        StmtSpec::import("host"),
+        StmtSpec::import(UNENCODABLE_LABEL).caught(),
+    ]);
+    b.build()
+}
+
+/// `importlib.import_module()` as CPython runs it (`tests/fixtures/importlib/`
+/// is the same program in Python): the module it loads, and the parents it
+/// loads on the way, fire nothing; the `import` statements in their bodies
+/// fire as usual.
+///
+/// - `app`'s body loads the optional dependency `optdep` the importlib way
+///   (as pandas loads numexpr): `optdep.core` and `optdep.util` fire inside
+///   `app`, with a parent that never fired, and `optdep`'s own body time is
+///   in `app`'s self time;
+/// - top level loads `lazy.inner.mod` the importlib way: `lazy` and
+///   `lazy.inner` are loaded through `_gcd_import` (nothing fires), except
+///   that `lazy`'s body imports `lazy.inner.leaf`, whose parent
+///   `lazy.inner` then fires nested in it (the C path imports parents with
+///   `__import__`);
+/// - a missing module loaded the importlib way fires nothing either, and a
+///   loaded one is simply returned;
+/// - `late` loads `optdep.extra` the importlib way, whose body's import of
+///   `leaf2` fires nested in `late`.
+pub fn importlib(c: Costs) -> Result<Workload, super::BuildError> {
+    let mut b = WorkloadBuilder::new("importlib");
+    let pkg = |imports| ModuleSpec { package: Some(true), ..c.spec(imports) };
+    b.define("app", pkg(vec![StmtSpec::import_module("optdep"), StmtSpec::import("app.after")]))?;
+    b.define("app.after", c.spec(vec![]))?;
+    b.define("optdep", pkg(vec![StmtSpec::import("optdep.core"), StmtSpec::import("optdep").from(&["util"])]))?;
+    b.define("optdep.core", c.spec(vec![]))?;
+    b.define("optdep.util", c.spec(vec![]))?;
+    b.define("optdep.extra", c.spec(vec![StmtSpec::import("leaf2")]))?;
+    b.define("leaf2", c.spec(vec![]))?;
+    b.define("lazy", pkg(vec![StmtSpec::import("lazy.inner.leaf")]))?;
+    b.define("lazy.inner", pkg(vec![]))?;
+    b.define("lazy.inner.leaf", c.spec(vec![]))?;
+    b.define("lazy.inner.mod", c.spec(vec![StmtSpec::import("lazy.inner.mod2")]))?;
+    b.define("lazy.inner.mod2", c.spec(vec![]))?;
+    b.define("nope", ModuleSpec { missing: true, ..c.spec(vec![]) })?;
+    b.define("late", c.spec(vec![StmtSpec::import_module("optdep.extra")]))?;
+    b.main_imports(vec![
+        StmtSpec::import("app"),
+        StmtSpec::import_module("lazy.inner.mod"),
+        StmtSpec::import_module("nope").caught(),
+        StmtSpec::import_module("optdep"),
+        StmtSpec::import("late"),
+    ]);
+    b.build()
+}
+
+/// CPython's start-up imports as every simulated process begins: the first
+/// import of a fresh process is `encodings` (so a tracer that follows
+/// children must see it, as it must see `_frozen_importlib_external` on a
+/// real CPython), with `codecs` and `encodings.aliases` nested in it.
+fn startup(b: &mut WorkloadBuilder, c: Costs) -> Result<(), super::BuildError> {
+    b.define("codecs", c.spec(vec![]))?;
+    b.define("encodings.aliases", c.spec(vec![]))?;
+    b.define("encodings", c.spec(vec![StmtSpec::import("codecs"), StmtSpec::import("encodings.aliases")]))?;
+    Ok(())
+}
+
+/// A fork-based pool of `count` workers (2 if 0), as multiprocessing's
+/// fork start method makes one: the parent imports `encodings` and the
+/// `pool` package, then forks its workers and imports `parent_after` while
+/// they run. Each worker continues with a copy of the parent's
+/// `sys.modules`: `import pool` fires nothing there, its first import that
+/// fires is `pool.task` (with `pool.helpers` nested), then `fractions`. The
+/// first worker forks a grandchild of its own, which imports
+/// `grandchild_job`. The parent waits for every worker at exit.
+pub fn fork(count: usize, c: Costs) -> Result<Workload, super::BuildError> {
+    let count = if count == 0 { 2 } else { count };
+    let mut b = WorkloadBuilder::new("fork");
+    startup(&mut b, c)?;
+    b.define("pool", ModuleSpec { package: Some(true), ..c.spec(vec![]) })?;
+    b.define("pool.helpers", c.spec(vec![]))?;
+    b.define("pool.task", c.spec(vec![StmtSpec::import("pool.helpers")]))?;
+    b.define("fractions", c.spec(vec![]))?;
+    b.define("parent_after", c.spec(vec![]))?;
+    b.define("grandchild_job", c.spec(vec![]))?;
+    let work = || {
+        vec![
+            StmtSpec::import("pool").into(),
+            StmtSpec::import("pool.task").into(),
+            StmtSpec::import("fractions").into(),
+        ]
+    };
+    let mut first = work();
+    first.push(StepSpec::Fork { plan: "grandchild".into(), wait: true });
+    b.fork_plan("pool-worker-1", first);
+    b.fork_plan("pool-worker", work());
+    b.fork_plan("grandchild", vec![StmtSpec::import("grandchild_job").into()]);
+    let mut main: Vec<StepSpec> = vec![StmtSpec::import("encodings").into(), StmtSpec::import("pool").into()];
+    for i in 0..count {
+        let plan = if i == 0 { "pool-worker-1" } else { "pool-worker" };
+        main.push(StepSpec::Fork { plan: plan.into(), wait: false });
+    }
+    main.push(StmtSpec::import("parent_after").into());
+    b.main_steps(main);
+    b.build()
+}
+
+/// A chain of `count` processes (3 if 0), each started by the one before
+/// with fork + exec, as `subprocess.run([sys.executable, ...])` does: every
+/// process is a fresh `importprobe run --workload spawn --count N` that
+/// imports `encodings` first (see [`startup`]), then `spawned.level_N`,
+/// runs the next level and waits for it, then imports `spawned.after_N`.
+pub fn spawn(count: usize, c: Costs) -> Result<Workload, super::BuildError> {
+    let level = if count == 0 { 3 } else { count };
+    let mut b = WorkloadBuilder::new("spawn");
+    startup(&mut b, c)?;
+    let (here, after) = (format!("spawned.level_{level}"), format!("spawned.after_{level}"));
+    b.define(&here, c.spec(vec![]))?;
+    b.define(&after, c.spec(vec![]))?;
+    let mut main: Vec<StepSpec> = vec![StmtSpec::import("encodings").into(), StmtSpec::import(here).into()];
+    if level > 1 {
+        let args = vec!["--count".to_owned(), (level - 1).to_string()];
+        main.push(StepSpec::Exec { spec: ExecSpec { workload: "spawn".into(), args }, wait: true });
+    }
+    main.push(StmtSpec::import(after).into());
+    b.main_steps(main);
     b.build()
 }
