@@ -41,6 +41,16 @@ fn us_frac(s: &str, line: &str) -> u64 {
     num(a, "us", line) * 1000 + num(b, "us fraction", line)
 }
 
+/// A shown name without the `..` trailer bpftrace 0.19-0.23 prints after a
+/// string that filled its buffer (the name flag says it was cut).
+fn uncut(shown: &str, state: NameState) -> &str {
+    if state == NameState::Cut {
+        shown.strip_suffix("..").unwrap_or(shown)
+    } else {
+        shown
+    }
+}
+
 fn flag(n: u64, line: &str) -> NameState {
     NameState::from_flag(n as u8).unwrap_or_else(|| panic!("bad name flag {n} in {line:?}"))
 }
@@ -141,14 +151,15 @@ fn parse_tree(out: &str) -> Vec<TreeLine> {
         } else {
             assert!(!module.starts_with(' '), "indent too deep in {line:?}");
         }
+        let name = flag(num(flags[2], "name flag", line), line);
         lines.push(TreeLine {
             tid: num(tid, "tid", line) as u32,
             self_us: num(self_us, "self", line),
             cum_us: num(parts[1], "cum", line),
             depth,
             found: num(flags[1], "found", line) == 1,
-            name: flag(num(flags[2], "name flag", line), line),
-            module: module.to_string(),
+            name,
+            module: uncut(module, name).to_string(),
         });
     }
     lines
@@ -243,7 +254,7 @@ fn import_latency_matches_truth() {
                 for (name, [found, n, tid, seq, depth, self_us], cum_us) in rows {
                     let p = index[&(tid as u32, seq as usize)];
                     assert_eq!((found == 1, depth as u32), (p.found, p.depth), "{what}: {name}");
-                    assert_name(&what, &name, flag(n, &name), p);
+                    assert_name(&what, uncut(&name, flag(n, &name)), flag(n, &name), p);
                     // Floored to µs: at most 1 µs low, inside the tolerance's base.
                     timing.check(&format!("{what} {name} cum"), cum_us * 1000, p.cum_ns, p);
                     timing.check(&format!("{what} {name} self"), self_us * 1000, p.self_ns, p);
@@ -268,9 +279,10 @@ fn parse_slowest(out: &str, map: &str) -> Vec<(String, NameState, u32, usize, u6
             let (inner, v) = rest.rsplit_once("]: ").unwrap_or_else(|| panic!("{line:?}"));
             let f: Vec<&str> = inner.rsplitn(4, ", ").collect();
             assert_eq!(f.len(), 4, "{line:?}");
+            let state = flag(num(f[2], "name flag", line), line);
             Some((
-                f[3].to_string(),
-                flag(num(f[2], "name flag", line), line),
+                uncut(f[3], state).to_string(),
+                state,
                 num(f[1], "tid", line) as u32,
                 num(f[0], "#", line) as usize,
                 num(v, "us", line),
@@ -364,11 +376,12 @@ fn parse_failed(out: &str) -> Vec<Failure> {
     for line in out.lines() {
         if line.starts_with("FAILED ") {
             let line = &format!(" {line}");
+            let name = flag(num(kv(line, "name"), "name", line), line);
             v.push(Failure {
                 tid: num(kv(line, "tid"), "tid", line) as u32,
                 depth: num(kv(line, "depth"), "depth", line) as u32,
-                module: kv(line, "module").to_string(),
-                name: flag(num(kv(line, "name"), "name", line), line),
+                module: uncut(kv(line, "module"), name).to_string(),
+                name,
                 cost_ns: us_frac(kv(line, "cost_us"), line),
                 chain: Vec::new(),
                 more: 0,
@@ -536,10 +549,22 @@ fn folded_stack(p: &Pair) -> String {
     frames.join(";")
 }
 
+/// import-folded prints one printf per frame (bpftrace 0.17's 512-byte
+/// stack holds two 200-byte names at most), so the frames of two threads
+/// finishing imports at the same moment can interleave: it is checked on
+/// single-threaded workloads (`importprobe trace --format folded` is exact
+/// for any program).
+const SINGLE_THREADED: &[&[&str]] = &[
+    &["--workload", "cycle"],
+    &["--workload", "refpkg"],
+    &["--workload", "deep", "--count", "200"],
+    &["--workload", "long-name"],
+];
+
 #[test]
 fn import_folded_matches_truth() {
     for t in tracers() {
-        for w in WORKLOADS {
+        for w in SINGLE_THREADED {
             let what = format!("import-folded on {} under {}", name_of(w), t.label());
             with_timing_retry(&what, || {
                 let tr = trace_sim(&t, "import-folded", w, &[], None);
@@ -617,8 +642,10 @@ fn write_program(dir: &std::path::Path) -> std::path::PathBuf {
     dir.join("main.py")
 }
 
-/// Modules the program's threads import: their importtime lines interleave
-/// with shared levels, so they are compared by name only.
+/// Modules the program's threads import. CPython prints their importtime
+/// lines with the level it shares between threads, and two threads' lines
+/// can even run into one another (seen on 3.11: a line lost that way), so
+/// the traced ones are held to this list, not to the log.
 const THREAD_MODULES: &[&str] = &["pkg.t1", "pkg.t1sub", "pkg.t2", "pkg.t2sub"];
 
 /// The traced program under a script, with python's own `-X importtime`
@@ -669,11 +696,13 @@ fn raw_collectors_on_real_cpython_equal_its_importtime() {
             // -X importtime starts after the interpreter's own start-up
             // imports: python's lines are the tail of the traced ones.
             let traced = done_lines(&forest);
-            let (main_py, threads_py) = split_threads(&importtime);
+            let (main_py, _) = split_threads(&importtime);
             let (main_tr, threads_tr) = split_threads(&traced);
             assert!(main_tr.ends_with(&main_py), "{what}: main thread\npython: {main_py:?}\ntraced: {main_tr:?}");
-            assert_eq!(threads_tr, threads_py, "{what}: thread imports");
-            let failed: Vec<&str> = forest.imports.iter().filter(|i| i.failed()).map(|i| i.module.as_str()).collect();
+            assert_eq!(threads_tr, THREAD_MODULES, "{what}: thread imports");
+            let done = forest.in_done_order();
+            let failed: Vec<&str> =
+                done.iter().map(|&i| &forest.imports[i]).filter(|i| i.failed()).map(|i| i.module.as_str()).collect();
             assert_eq!(
                 failed,
                 ["nonexistent_mod", "nonexistent_mod.sub", "json.nope", "pkg.broken", "pkg.broken"],
@@ -691,10 +720,10 @@ fn import_tree_on_real_cpython_equals_importtime() {
         let (run, importtime) = run_python(&t, "import-tree");
         let tree: Vec<(u32, String)> =
             parse_tree(&common::lossy(&run.out)).into_iter().map(|l| (l.depth, l.module)).collect();
-        let (main_py, threads_py) = split_threads(&importtime);
+        let (main_py, _) = split_threads(&importtime);
         let (main_tr, threads_tr) = split_threads(&tree);
         assert!(main_tr.ends_with(&main_py), "import-tree under {}: {main_tr:?} vs {main_py:?}", run.tracer);
-        assert_eq!(threads_tr, threads_py, "under {}", run.tracer);
+        assert_eq!(threads_tr, THREAD_MODULES, "under {}", run.tracer);
         for m in ["json", "nonexistent_mod", "nonexistent_mod.sub", "json.nope", "pkg.a", "pkg", "pkg.sub.leaf"] {
             assert!(tree.iter().any(|(_, n)| n == m), "{m} missing under {}", run.tracer);
         }

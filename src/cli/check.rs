@@ -190,11 +190,11 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
 /// its output sent to our stderr so stdout holds only the verdict.
 #[cfg(target_os = "linux")]
 fn traced_runs(command: &[OsString], n: usize, notes: &mut Vec<String>) -> anyhow::Result<Vec<Input>> {
-    use super::trace::{collect_events, DEFAULT_MAX_IMPORTS};
+    use super::trace::collect_events;
     use crate::tracer::bpftrace::Bpftrace;
+    use crate::tracer::collect::{self, DEFAULT_MAX_IMPORTS};
     use crate::tracer::preflight;
-    use crate::tracer::runner::{Target, TraceRequest};
-    use crate::tracer::scripts;
+    use crate::tracer::runner::Target;
     use std::os::fd::AsFd;
 
     let mut problems = preflight::check_environment();
@@ -204,18 +204,15 @@ fn traced_runs(command: &[OsString], n: usize, notes: &mut Vec<String>) -> anyho
         return Err(UsageError(format!("cannot trace here: {}", why.join("; "))).into());
     }
     let bpftrace = Bpftrace::locate().map_err(|e| UsageError(e.to_string()))?;
-    let script = scripts::find(scripts::COLLECTOR).expect("the collector is bundled");
     let target = Target::Command(command.to_vec());
     let shown = command.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ");
     let mut inputs = Vec::with_capacity(n);
     for i in 1..=n {
-        let mut req = TraceRequest::new(script.name, script.bpftrace, target.clone(), bpftrace.clone());
-        req.args = scripts::positional_args(None, &[]);
-        req.max_map_keys = Some(DEFAULT_MAX_IMPORTS);
+        let mut req = collect::request(target.clone(), bpftrace.clone(), DEFAULT_MAX_IMPORTS);
         req.echo_stderr = true;
         let stderr = std::io::stderr().as_fd().try_clone_to_owned().context("duplicating stderr")?;
         req.command_output.stdout = Some(std::fs::File::from(stderr));
-        let (forest, outcome) = collect_events(req, &target, DEFAULT_MAX_IMPORTS, None)
+        let (forest, outcome) = collect_events(req, None)
             .with_context(|| format!("tracing run {i} of {n}"))
             .map_err(|e| UsageError(format!("{e:#}")))?;
         if let Some(status) = outcome.command.filter(|s| !s.success()) {

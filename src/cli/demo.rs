@@ -3,12 +3,12 @@
 //! simulator's ground truth instead, with one line saying why.
 
 use super::run::default_demo;
-use super::trace::{collect_events, write_report, DEFAULT_MAX_IMPORTS};
+use super::trace::{collect_events, write_report};
 use crate::report::{self, Format};
 use crate::tracer::bpftrace::Bpftrace;
+use crate::tracer::collect::{self, DEFAULT_MAX_IMPORTS};
 use crate::tracer::preflight;
-use crate::tracer::runner::{Target, TraceRequest};
-use crate::tracer::scripts;
+use crate::tracer::runner::Target;
 use std::process::ExitCode;
 
 /// Traces the demo workload (`importprobe run`) the way `importprobe trace` does.
@@ -29,16 +29,13 @@ pub fn run() -> anyhow::Result<ExitCode> {
         }
         (None, Err(e)) => return default_demo(&format!("not tracing: {e}; the simulator's ground truth follows")),
     };
-    let script = scripts::find(scripts::COLLECTOR).expect("the collector is bundled");
     // Started stopped by the runner, so bpftrace sees the very first import.
     let target = Target::Command(vec![exe.into_os_string(), "run".into(), "--workload".into(), "demo".into()]);
-    let mut req = TraceRequest::new(script.name, script.bpftrace, target.clone(), bpftrace);
-    req.args = scripts::positional_args(None, &[]);
-    req.max_map_keys = Some(DEFAULT_MAX_IMPORTS);
+    let mut req = collect::request(target, bpftrace, DEFAULT_MAX_IMPORTS);
     req.echo_stderr = true;
     req.forward_signals = true;
     eprintln!("importprobe: tracing the demo workload (`importprobe run`) with bpftrace");
-    match collect_events(req, &target, DEFAULT_MAX_IMPORTS, None) {
+    match collect_events(req, None) {
         Ok((forest, _)) => {
             let opts = report::Options { colour: report::colour::for_stdout(), ..Default::default() };
             let rendered = report::render(&forest, Format::Tree, &opts)?;

@@ -7,9 +7,10 @@
 //! runs a bundled script instead and prints what it prints.
 
 use crate::events::forest::Forest;
-use crate::events::{capture, stream, ProcessInfo, Recording};
+use crate::events::stream;
 use crate::report::{self, Format};
 use crate::tracer::bpftrace::Bpftrace;
+use crate::tracer::collect::{self, DEFAULT_MAX_IMPORTS};
 use crate::tracer::preflight::{self, Problem};
 use crate::tracer::runner::{self, Target, TraceOutcome, TraceRequest};
 use crate::tracer::scripts;
@@ -87,10 +88,6 @@ pub struct TraceArgs {
     pub command: Vec<OsString>,
 }
 
-/// Imports the capture maps hold by default: a large application starts
-/// 1,000 to 3,000; each costs about 250 bytes of kernel memory.
-pub const DEFAULT_MAX_IMPORTS: usize = 65_536;
-
 /// `importprobe trace`.
 pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
     if args.list {
@@ -106,7 +103,7 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
             return Err(UsageError("nothing to trace: give --pid PID or a command after `--`".into()).into())
         }
     };
-    let collect = args.script.is_none() && args.script_file.is_none();
+    let collecting = args.script.is_none() && args.script_file.is_none();
     let (script_name, source, script_args) = script_source(&args)?;
     let mut problems = preflight::check_environment();
     if !runner::probes_used(&source).is_empty() {
@@ -121,18 +118,22 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(2));
     }
     let bpftrace = Bpftrace::locate().map_err(|e| UsageError(e.to_string()))?;
-    let mut req = TraceRequest::new(script_name, source, target.clone(), bpftrace);
-    req.args = script_args;
+    let mut req = if collecting {
+        collect::request(target, bpftrace, args.max_imports)
+    } else {
+        let mut req = TraceRequest::new(script_name, source, target, bpftrace);
+        req.args = script_args;
+        req
+    };
     req.echo_stderr = true;
     req.forward_signals = true;
     let mut out = open_output(args.output.as_deref())?;
-    if !collect {
+    if !collecting {
         let outcome = runner::trace(req, &mut *out)?;
         report_command(&outcome);
         return Ok(ExitCode::SUCCESS);
     }
-    req.max_map_keys = Some(args.max_imports);
-    let (forest, outcome) = collect_events(req, &target, args.max_imports, args.save_events.as_deref())?;
+    let (forest, outcome) = collect_events(req, args.save_events.as_deref())?;
     let opts = report::Options { colour: args.output.is_none() && report::colour::for_stdout(), ..Default::default() };
     let rendered = report::render(&forest, args.format, &opts)?;
     write_report(&mut *out, &rendered.text)?;
@@ -143,19 +144,10 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs the capture collector, reads its dump into the event model (with
-/// the traced command named), keeps the raw events if asked, and pairs them.
-pub fn collect_events(
-    req: TraceRequest,
-    target: &Target,
-    max_imports: usize,
-    save: Option<&Path>,
-) -> anyhow::Result<(Forest, TraceOutcome)> {
-    let mut dump = Vec::new();
-    let outcome = runner::trace(req, &mut dump)?;
-    let mut rec: Recording = capture::parse(&dump).context("reading the capture bpftrace printed")?;
-    capture::check_limit(&mut rec, max_imports);
-    rec.processes.push(ProcessInfo { pid: outcome.pid, ppid: None, command: command_line(target, outcome.pid) });
+/// Collects with the default collector, keeps the raw events if asked,
+/// and pairs them.
+pub fn collect_events(req: TraceRequest, save: Option<&Path>) -> anyhow::Result<(Forest, TraceOutcome)> {
+    let (rec, outcome) = collect::collect(req)?;
     if let Some(path) = save {
         let mut f = std::io::BufWriter::new(
             std::fs::File::create(path).map_err(|e| UsageError(format!("cannot create {}: {e}", path.display())))?,
@@ -163,22 +155,6 @@ pub fn collect_events(
         stream::write(&rec, &mut f).and_then(|_| f.flush()).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok((Forest::build(&rec), outcome))
-}
-
-/// The traced command as people read it.
-fn command_line(target: &Target, pid: u32) -> String {
-    match target {
-        Target::Command(argv) => argv.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" "),
-        Target::Pid(_) => std::fs::read(format!("/proc/{pid}/cmdline"))
-            .map(|b| {
-                b.split(|&c| c == 0)
-                    .filter(|a| !a.is_empty())
-                    .map(String::from_utf8_lossy)
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .unwrap_or_default(),
-    }
 }
 
 fn open_output(path: Option<&Path>) -> anyhow::Result<Box<dyn Write + Send>> {
@@ -229,7 +205,7 @@ fn script_source(args: &TraceArgs) -> anyhow::Result<(String, String, Vec<String
             scripts::names().join(", ")
         ))
     })?;
-    let script_args = scripts::positional_args(args.binary.as_deref(), &args.params);
+    let script_args = script.positional_args(args.binary.as_deref(), &args.params);
     Ok((script.name.to_owned(), script.bpftrace.to_owned(), script_args))
 }
 

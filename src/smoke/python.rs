@@ -12,10 +12,11 @@ use crate::events::compare::{self, Op};
 use crate::events::forest::{Forest, ImportId};
 use crate::events::importtime::{self, ImportTimeLine};
 use crate::events::tolerance::{self, Deviation, Judge, Tolerance};
-use crate::events::{capture, EventKind, ImportEvent, Origin, Recording};
+use crate::events::{EventKind, ImportEvent, Origin, Recording};
 use crate::tracer::bpftrace::Bpftrace;
-use crate::tracer::runner::{self, Target, TraceRequest};
-use crate::tracer::{preflight, scripts};
+use crate::tracer::collect;
+use crate::tracer::preflight;
+use crate::tracer::runner::Target;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -179,45 +180,37 @@ fn run(opts: &PythonOptions) -> Result<Run, Check> {
     let stderr_path = dir.path().join("stderr.txt");
     let scratch =
         |e: std::io::Error| Check::impossible(name, format!("cannot create a scratch file: {e}"), "set TMPDIR");
-    let script = scripts::find("import-capture").expect("bundled import-capture script");
     let argv: Vec<std::ffi::OsString> =
         vec![opts.python.clone().into(), "-S".into(), "-X".into(), "importtime".into(), main.into()];
-    let mut req = TraceRequest::new(script.name, script.bpftrace, Target::Command(argv), opts.bpftrace.clone());
-    req.args = scripts::positional_args(None, &[]);
+    let mut req = collect::request(Target::Command(argv), opts.bpftrace.clone(), collect::DEFAULT_MAX_IMPORTS);
     req.deadline = Some(opts.timeout);
-    req.max_map_keys = Some(100_000);
     req.command_output.stderr = Some(std::fs::File::create(&stderr_path).map_err(scratch)?);
     req.command_output.stdout = Some(std::fs::File::create(dir.path().join("stdout.txt")).map_err(scratch)?);
-    let mut output = Vec::new();
-    let outcome = runner::trace(req, &mut output).map_err(|e| {
-        Check::impossible(
-            name,
-            format!("cannot trace {}: {e}", opts.python.display()),
-            "run `importprobe trace -- PYTHON -c pass` to see why",
-        )
-        .with_details(e.stderr().to_vec())
-    })?;
+    let collected = collect::collect(req);
     let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
     let importtime: Vec<ImportTimeLine> = importtime::parse_log(&stderr).into_iter().map(|(_, l)| l).collect();
-    let complaints: Vec<String> = stderr
-        .lines()
-        .filter(|l| !l.starts_with("import time:"))
-        .map(|l| format!("python stderr: {l}"))
-        .chain(outcome.stderr.iter().map(|l| format!("bpftrace: {l}")))
-        .collect();
-    if outcome.timed_out {
-        return Err(Check::fail(name, format!("the traced interpreter did not finish within {:?}", opts.timeout))
-            .with_details(complaints));
+    let python_said = stderr.lines().filter(|l| !l.starts_with("import time:")).map(|l| format!("python stderr: {l}"));
+    let (rec, outcome) = match collected {
+        Ok(c) => c,
+        Err(e @ collect::CollectError::Trace(_)) => {
+            return Err(Check::impossible(
+                name,
+                format!("cannot trace {}: {e}", opts.python.display()),
+                "run `importprobe trace -- PYTHON -c pass` to see why",
+            )
+            .with_details(e.stderr().to_vec()))
+        }
+        Err(e) => {
+            let details = python_said.chain(e.stderr().iter().map(|l| format!("bpftrace: {l}"))).collect::<Vec<_>>();
+            return Err(
+                Check::fail(name, format!("tracing {} failed: {e}", opts.python.display())).with_details(details)
+            );
+        }
+    };
+    let complaints: Vec<String> = python_said.chain(outcome.stderr.iter().map(|l| format!("bpftrace: {l}"))).collect();
+    if let Some(status) = outcome.command.filter(|s| !s.success()) {
+        return Err(Check::fail(name, format!("the traced interpreter failed ({status})")).with_details(complaints));
     }
-    if outcome.command.is_some_and(|s| !s.success()) {
-        return Err(Check::fail(
-            name,
-            format!("the traced interpreter failed ({})", outcome.command.expect("checked")),
-        )
-        .with_details(complaints));
-    }
-    let rec = capture::parse(&output)
-        .map_err(|e| Check::fail(name, format!("the capture is broken: {e}")).with_details(complaints.clone()))?;
     let pid = outcome.pid;
     let events: Vec<ImportEvent> = rec.events.into_iter().filter(|e| e.pid == pid).collect();
     if events.is_empty() {

@@ -148,6 +148,12 @@ pub fn is_host_notice(line: &str) -> bool {
         || is_attach_line(line.trim_end().as_bytes())
 }
 
+/// bpftrace 0.24+'s warning for one update a full map dropped (0.17-0.23
+/// drop it silently).
+pub fn is_map_full(line: &str) -> bool {
+    line.contains("WARNING: Map full; can't update element")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

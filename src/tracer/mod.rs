@@ -3,6 +3,7 @@
 //! one runner, and the bundled scripts.
 
 pub mod bpftrace;
+pub mod collect;
 pub mod dtrace;
 pub mod interrupt;
 pub mod launch;

@@ -12,7 +12,7 @@
 //! interrupted (it prints what it has), then killed, and so is a started
 //! command.
 
-use super::bpftrace::{is_attach_line, is_host_notice, Bpftrace};
+use super::bpftrace::{is_attach_line, is_host_notice, is_map_full, Bpftrace};
 use super::interrupt::ForwardSignals;
 use super::launch::{ChildOutput, LaunchError, StoppedChild};
 use super::process::{attached_beyond, import_probes_in, semaphore_values, ProbeInProcess, IMPORT_PROBES};
@@ -58,7 +58,7 @@ pub struct TraceRequest {
     /// bpftrace source.
     pub source: String,
     /// Positional parameters after the script (`$1`, `$2`, ...); see
-    /// [`super::scripts::positional_args`] for the bundled scripts'.
+    /// [`super::scripts::BundledScript::positional_args`] for the bundled scripts'.
     pub args: Vec<String>,
     pub target: Target,
     pub bpftrace: Bpftrace,
@@ -460,9 +460,13 @@ fn copy_output(
 
 /// Reads bpftrace's stderr: announces the attach line (0.24+ prints it
 /// here), keeps every other line that is not a host notice, and echoes
-/// those when asked.
+/// those when asked. bpftrace 0.24+ warns about every update a full map
+/// dropped (four lines each, thousands of them for a large program): those
+/// are counted and said once.
 fn read_stderr(stderr: std::process::ChildStderr, echo: bool, attach_tx: mpsc::Sender<()>) -> Vec<String> {
     let mut kept = Vec::new();
+    let mut dropped = 0u64;
+    let mut in_map_full = false;
     for line in BufReader::new(stderr).lines() {
         let Ok(line) = line else { break };
         if is_attach_line(line.as_bytes()) {
@@ -472,8 +476,25 @@ fn read_stderr(stderr: std::process::ChildStderr, echo: bool, attach_tx: mpsc::S
         if is_host_notice(&line) {
             continue;
         }
+        if is_map_full(&line) {
+            dropped += 1;
+            in_map_full = true;
+            continue;
+        }
+        // The warning's own continuation: its detail, the source line, the marker.
+        if in_map_full && (line.starts_with("Additional Info") || line.starts_with(' ')) {
+            continue;
+        }
+        in_map_full = false;
         if echo {
             eprintln!("{line}");
+        }
+        kept.push(line);
+    }
+    if dropped > 0 {
+        let line = format!("bpftrace dropped {dropped} map update(s): a map was full (raise --max-imports)");
+        if echo {
+            eprintln!("importprobe: {line}");
         }
         kept.push(line);
     }

@@ -13,6 +13,9 @@ pub struct BundledScript {
     pub bpftrace: &'static str,
     /// DTrace source (`scripts/NAME.d`), for macOS/FreeBSD/illumos users.
     pub dtrace: &'static str,
+    /// The script's own parameters (`$2`, ...) when none are given: bpftrace
+    /// 0.27 warns about a positional parameter left out, even a guarded one.
+    pub defaults: &'static [&'static str],
 }
 
 /// The collector `importprobe trace` runs unless given `--script`: every
@@ -21,12 +24,13 @@ pub const COLLECTOR: &str = "import-capture";
 
 /// A script of `scripts/`: its bpftrace source and DTrace twin, by name.
 macro_rules! bundled {
-    ($name:literal, $summary:literal) => {
+    ($name:literal, $summary:literal $(, $default:literal)*) => {
         BundledScript {
             name: $name,
             summary: $summary,
             bpftrace: include_str!(concat!("../../scripts/", $name, ".bt")),
             dtrace: include_str!(concat!("../../scripts/", $name, ".d")),
+            defaults: &[$($default),*],
         }
     };
 }
@@ -35,7 +39,7 @@ macro_rules! bundled {
 pub const BUNDLED: &[BundledScript] = &[
     bundled!("import-tree", "the import tree per thread, like python -X importtime (children first, indented)"),
     bundled!("import-latency", "every import with its cumulative and self time"),
-    bundled!("import-slowest", "the N slowest imports by cumulative and by self time (--param N, default 10)"),
+    bundled!("import-slowest", "the N slowest imports by cumulative and by self time (--param N, default 10)", "10"),
     bundled!("import-failed", "every failed import (not found, or its body raised) with the importers above it"),
     bundled!("import-hist", "log2 histograms of import latency, found vs not found"),
     bundled!("import-folded", "folded import stacks weighted by self time, for flame graphs"),
@@ -56,13 +60,20 @@ pub fn names() -> Vec<&'static str> {
     BUNDLED.iter().map(|s| s.name).collect()
 }
 
-/// The positional parameters of a bundled script: `$1` is the object that
-/// carries the probes (empty = every object the traced process maps), the
-/// script's own parameters follow as `$2`, `$3`, ...
-pub fn positional_args(binary: Option<&Path>, params: &[String]) -> Vec<String> {
-    let mut args = vec![binary.map(|b| b.display().to_string()).unwrap_or_default()];
-    args.extend(params.iter().cloned());
-    args
+impl BundledScript {
+    /// Its positional parameters: `$1` is the object that carries the
+    /// probes (empty = every object the traced process maps), the script's
+    /// own parameters follow as `$2`, `$3`, ... (its defaults when none are
+    /// given).
+    pub fn positional_args(&self, binary: Option<&Path>, params: &[String]) -> Vec<String> {
+        let mut args = vec![binary.map(|b| b.display().to_string()).unwrap_or_default()];
+        if params.is_empty() {
+            args.extend(self.defaults.iter().map(|d| d.to_string()));
+        } else {
+            args.extend(params.iter().cloned());
+        }
+        args
+    }
 }
 
 #[cfg(test)]
@@ -81,8 +92,11 @@ mod tests {
     }
 
     #[test]
-    fn the_object_comes_first() {
-        assert_eq!(positional_args(None, &["5".into()]), ["", "5"]);
-        assert_eq!(positional_args(Some(Path::new("/lib/x.so")), &[]), ["/lib/x.so"]);
+    fn the_object_comes_first_then_the_parameters_or_their_defaults() {
+        let slowest = find("import-slowest").unwrap();
+        assert_eq!(slowest.positional_args(None, &["5".into()]), ["", "5"]);
+        assert_eq!(slowest.positional_args(None, &[]), ["", "10"]);
+        let tree = find("import-tree").unwrap();
+        assert_eq!(tree.positional_args(Some(Path::new("/lib/x.so")), &[]), ["/lib/x.so"]);
     }
 }

@@ -4,7 +4,7 @@
 
 use super::bpftrace::Bpftrace;
 use super::runner::{self, Target, TraceError, TraceOutcome, TraceRequest};
-use super::scripts::{self, BundledScript};
+use super::scripts::BundledScript;
 use crate::events::{truth, Recording};
 use std::ffi::OsString;
 use std::path::Path;
@@ -56,7 +56,7 @@ pub fn trace(bpftrace: &Bpftrace, run: &SimulatedRun) -> Result<SimulatedTrace, 
     argv.extend(run.run_args.iter().map(OsString::from));
     argv.extend(["--truth".into(), truth_path.clone().into_os_string()]);
     let mut req = TraceRequest::new(run.script.name, run.script.bpftrace, Target::Command(argv), bpftrace.clone());
-    req.args = scripts::positional_args(None, run.params);
+    req.args = run.script.positional_args(None, run.params);
     req.deadline = Some(run.deadline);
     req.max_map_keys = run.max_map_keys;
     req.strlen = run.strlen;

@@ -185,7 +185,7 @@ pub fn trace_python(t: &Tracer, script: &str, argv: &[OsString]) -> PythonTrace 
             let dir = tempfile::tempdir().unwrap();
             let err = dir.path().join("stderr");
             let mut req = TraceRequest::new(bundled.name, bundled.bpftrace, Target::Command(argv.to_vec()), b.clone());
-            req.args = scripts::positional_args(None, &[]);
+            req.args = bundled.positional_args(None, &[]);
             req.deadline = Some(DEADLINE);
             req.max_map_keys = Some(1_000_000);
             req.command_output.stderr = Some(std::fs::File::create(&err).unwrap());
