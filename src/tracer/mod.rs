@@ -8,6 +8,7 @@ pub mod process;
 pub mod runner;
 pub mod script_file;
 pub mod scripts;
+pub mod semaphores;
 
 pub use preflight::{bpftrace_version, check_environment, Problem, ProblemKind};
 pub use runner::{trace, Target, TraceError, TraceOutcome, TraceRequest};
