@@ -1,6 +1,7 @@
 //! Tracing real processes with bpftrace: the bundled scripts, the checks
 //! before tracing, and the runner that attaches without missing an event.
 
+pub mod follow;
 pub mod follow_script;
 pub mod interrupt;
 pub mod launch;
