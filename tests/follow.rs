@@ -362,6 +362,10 @@ while not stop.is_set():
 
 /// Written next to the programs: each process that imports it writes the
 /// modules it loaded itself to `<pid>.json` when it exits (or when asked).
+/// Aliases, entries a module put in `sys.modules` under another name by
+/// assignment (`os.path`, `collections.abc` on 3.13, `importlib._bootstrap`,
+/// `__mp_main__`), were never imported under that name: their spec says
+/// another name, and they are left out.
 const TREEDUMP: &str = "\
 import atexit, json, os, sys
 _inherited = set()
@@ -371,8 +375,9 @@ def _forked():
 os.register_at_fork(after_in_child=_forked)
 def dump():
     out = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'dumps', '%d.json' % os.getpid())
+    mine = [k for k, m in list(sys.modules.items()) if k not in _inherited and getattr(getattr(m, '__spec__', None), 'name', None) == k]
     with open(out, 'w') as f:
-        json.dump({'argv': sys.argv, 'modules': sorted(set(sys.modules) - _inherited)}, f)
+        json.dump({'argv': sys.argv, 'modules': sorted(mine)}, f)
 atexit.register(dump)
 ";
 
@@ -547,20 +552,9 @@ fn interrupt(tracer: &mut Child) -> std::process::ExitStatus {
 }
 
 /// Modules in `sys.modules` that never pass through the probes: created in
-/// C before the import system exists, the script itself, and entries put
-/// there by assignment (`os` sets `os.path`, multiprocessing `__mp_main__`).
-const NEVER_TRACED: &[&str] = &[
-    "__main__",
-    "__mp_main__",
-    "_frozen_importlib",
-    "_imp",
-    "_thread",
-    "_warnings",
-    "_weakref",
-    "builtins",
-    "os.path",
-    "sys",
-];
+/// C before the import system exists, and the script itself.
+const NEVER_TRACED: &[&str] =
+    &["__main__", "_frozen_importlib", "_imp", "_thread", "_warnings", "_weakref", "builtins", "sys"];
 
 impl TreeRun {
     fn starts(&self, pid: u32) -> Vec<&ImportEvent> {
