@@ -434,9 +434,46 @@ fn raising() -> bool {
     std::env::var("IMPORTPROBE_TEST_RAISE").as_deref() != Ok("0")
 }
 
-/// Runs `argv` followed, traced by one bpftrace running import-events.bt
-/// restricted to the tree, with the bystander importing meanwhile.
+/// Runs `argv` followed and traced by import-events.bt restricted to the
+/// tree ([`trace_tree_with`]); parses the events and the processes' dumps.
 fn trace_tree(dir: &Path, argv: &[OsString], objects: &[PathBuf]) -> TreeRun {
+    let source = std::fs::read_to_string(common::script("import-events.bt")).unwrap();
+    let raw = trace_tree_with(&source, dir, argv, objects);
+    let events = importprobe::events::stream::parse(&raw.out[..])
+        .unwrap_or_else(|e| panic!("{e}\n{}\nstderr:\n{}", lossy(&raw.out), raw.bpftrace_stderr));
+    let mut dumps = BTreeMap::new();
+    for entry in std::fs::read_dir(dir.join("dumps")).unwrap() {
+        let path = entry.unwrap().path();
+        let pid: u32 = path.file_stem().unwrap().to_str().unwrap().parse().unwrap();
+        let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let strings = |k: &str| json[k].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect();
+        dumps.insert(pid, (strings("argv"), strings("modules")));
+    }
+    TreeRun {
+        events,
+        tree: raw.tree,
+        end: raw.end,
+        dumps,
+        bystander: raw.bystander,
+        bpftrace_stderr: raw.bpftrace_stderr,
+        version: raw.version,
+    }
+}
+
+/// What one traced run of a tree gave, before parsing.
+struct RawRun {
+    /// bpftrace's stdout without the ready line.
+    out: Vec<u8>,
+    tree: Vec<FollowEvent>,
+    end: FollowEnd,
+    bystander: u32,
+    bpftrace_stderr: String,
+    version: String,
+}
+
+/// Runs `argv` followed, traced by one bpftrace running `source`
+/// restricted to the tree, with the bystander importing meanwhile.
+fn trace_tree_with(source: &str, dir: &Path, argv: &[OsString], objects: &[PathBuf]) -> RawRun {
     let _serial = tracing_lock();
     std::fs::create_dir_all(dir.join("dumps")).unwrap();
     let version = bpftrace_version();
@@ -457,8 +494,7 @@ fn trace_tree(dir: &Path, argv: &[OsString], objects: &[PathBuf]) -> TreeRun {
 
     let (tx, rx) = mpsc::channel();
     let follower = Follower::spawn(argv, FollowOptions { raise_semaphores: raising() }, tx).unwrap();
-    let source = std::fs::read_to_string(common::script("import-events.bt")).unwrap();
-    let script = restrict_to_tree(&source, follower.pids(), objects, dialect).unwrap();
+    let script = restrict_to_tree(source, follower.pids(), objects, dialect).unwrap();
     let script_path = dir.join("tree-events.bt");
     std::fs::write(&script_path, script).unwrap();
     let mut tracer = Command::new("bpftrace")
@@ -500,7 +536,11 @@ fn trace_tree(dir: &Path, argv: &[OsString], objects: &[PathBuf]) -> TreeRun {
         panic!("bpftrace never got ready:\n{}", errs.join().unwrap());
     }
     let root = follower.root();
-    assert!(attached(root, follower.root_probes()).unwrap(), "ready but the uprobes are not all in place");
+    // The ready line comes once bpftrace has attached everything: the
+    // uprobes of the probes the script uses are in the held command.
+    let used = importprobe::tracer::runner::probes_used(source);
+    let watched: Vec<_> = follower.root_probes().iter().filter(|p| used.contains(&p.probe.as_str())).cloned().collect();
+    assert!(attached(root, &watched).unwrap(), "ready but the uprobes are not all in place");
     std::thread::sleep(importprobe::tracer::runner::SETTLE);
     follower.go().unwrap();
     let end = follower.wait().unwrap();
@@ -517,17 +557,7 @@ fn trace_tree(dir: &Path, argv: &[OsString], objects: &[PathBuf]) -> TreeRun {
     drop(bystander.stdin.take());
     bystander.wait().unwrap();
 
-    let events = importprobe::events::stream::parse(&out[..])
-        .unwrap_or_else(|e| panic!("{e}\n{}\nstderr:\n{bpftrace_stderr}", lossy(&out)));
-    let mut dumps = BTreeMap::new();
-    for entry in std::fs::read_dir(dir.join("dumps")).unwrap() {
-        let path = entry.unwrap().path();
-        let pid: u32 = path.file_stem().unwrap().to_str().unwrap().parse().unwrap();
-        let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        let strings = |k: &str| json[k].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect();
-        dumps.insert(pid, (strings("argv"), strings("modules")));
-    }
-    TreeRun { events, tree: rx.try_iter().collect(), end, dumps, bystander: bystander_pid, bpftrace_stderr, version }
+    RawRun { out, tree: rx.try_iter().collect(), end, bystander: bystander_pid, bpftrace_stderr, version }
 }
 
 /// Ends bpftrace with SIGINT, as often as needed: bpftrace 0.17 acts on a
@@ -827,6 +857,150 @@ fn traces_a_program_embedding_libpython() {
     assert!(run.importers_of("decimal").contains(&embedded.0));
 }
 
+#[test]
+fn restricts_a_script_without_begin_or_end() {
+    if !can_trace_python() {
+        return;
+    }
+    // Counts per process, printed by bpftrace itself at exit.
+    let source = "usdt:$1:python:import__find__load__start\n{\n\t@starts[pid] = count();\n}\n";
+    let dir = Scratch::new("follow-nobegin");
+    let main = write_program(
+        &dir.0,
+        "main.py",
+        "import subprocess, sys\nsubprocess.run([sys.executable, '-c', 'import json'], check=True)\n",
+    );
+    let py = python();
+    let run = trace_tree_with(source, &dir.0, &[py.clone().into(), main.into()], std::slice::from_ref(&py));
+    let counted: BTreeMap<u32, u64> = lossy(&run.out)
+        .lines()
+        .filter_map(|l| l.strip_prefix("@starts[")?.split_once("]: "))
+        .map(|(pid, n)| (pid.parse().unwrap(), n.parse().unwrap()))
+        .collect();
+    let tree: BTreeSet<u32> = run
+        .tree
+        .iter()
+        .filter_map(|e| {
+            if let FollowEvent::Joined { pid, .. } | FollowEvent::Forked { pid, .. } = e {
+                Some(*pid)
+            } else {
+                None
+            }
+        })
+        .collect();
+    eprintln!("no BEGIN/END: bpftrace {}: counted {counted:?}, tree {tree:?}", run.version);
+    assert_eq!(counted.keys().copied().collect::<BTreeSet<u32>>(), tree, "{}", lossy(&run.out));
+    assert!(counted.values().all(|&n| n > 10), "{counted:?}");
+    assert!(!lossy(&run.out).contains("importprobe_tree"), "the tree map is cleared at exit: {}", lossy(&run.out));
+    // No diagnostic about the script (bpftrace's own complaints about the
+    // environment, such as RLIMIT_MEMLOCK, name no file).
+    assert!(!run.bpftrace_stderr.contains("tree-events.bt:"), "{}", run.bpftrace_stderr);
+}
+
 fn which(program: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(program)).find(|p| p.is_file())
+}
+
+// ---------------------------------------------------------------------------
+// Costs (no tracer: what following itself costs).
+
+/// Loops `fork` (+ `exec` of `/bin/true` or of the interpreter) N times and
+/// writes the seconds the loop took to a file.
+const FORK_LOOP: &str = "\
+import os, sys, time
+n, what, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+argv = {'fork': None, 'true': ['/bin/true'], 'python': [sys.executable, '-S', '-c', 'pass']}[what]
+t = time.perf_counter()
+for _ in range(n):
+    pid = os.fork()
+    if pid == 0:
+        if argv:
+            os.execv(argv[0], argv)
+        os._exit(0)
+    os.waitpid(pid, 0)
+open(out, 'w').write(repr(time.perf_counter() - t))
+";
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Runs `argv` plainly, or followed (raising semaphores or not); wall time.
+fn timed_run(argv: &[OsString], how: Option<FollowOptions>) -> f64 {
+    let t = Instant::now();
+    match how {
+        None => assert!(Command::new(&argv[0]).args(&argv[1..]).status().unwrap().success()),
+        Some(options) => {
+            let (tx, _rx) = mpsc::channel();
+            let f = Follower::spawn(argv, options, tx).unwrap();
+            f.go().unwrap();
+            assert_eq!(f.wait().unwrap().root_status, Some(ExitState::Code(0)));
+        }
+    }
+    t.elapsed().as_secs_f64()
+}
+
+#[test]
+#[ignore = "a measurement: cargo test --release --test follow -- --ignored --nocapture"]
+fn cost_of_following() {
+    let py = python();
+    let runs = 9;
+    let modes: [(&str, Option<FollowOptions>); 3] = [
+        ("plain", None),
+        ("followed", Some(FollowOptions { raise_semaphores: true })),
+        ("followed, no raising", Some(FollowOptions { raise_semaphores: false })),
+    ];
+    // 1. Nothing forks: a CPython start-up with some imports.
+    let argv: Vec<OsString> = vec![
+        py.clone().into(),
+        "-c".into(),
+        "import json, decimal, fractions, email.message, http.client, argparse".into(),
+    ];
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
+    for _ in 0..runs {
+        for (i, (_, how)) in modes.iter().enumerate() {
+            times[i].push(timed_run(&argv, *how));
+        }
+    }
+    let plain = median(times[0].clone());
+    eprintln!("no fork ({runs} runs each, median wall time of the whole run):");
+    for (i, (name, _)) in modes.iter().enumerate() {
+        let m = median(times[i].clone());
+        eprintln!("  {name:<22} {:7.2} ms  ({:+.2} ms)", m * 1e3, (m - plain) * 1e3);
+    }
+    // 2. Loops of forks, fork+exec of a non-Python, fork+exec of Python.
+    let dir = Scratch::new("follow-cost");
+    let script = dir.path("loop.py");
+    std::fs::write(&script, FORK_LOOP).unwrap();
+    for (what, n) in [("fork", 200), ("true", 200), ("python", 40)] {
+        let mut per: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
+        for _ in 0..runs.min(5) {
+            for (i, (_, how)) in modes.iter().enumerate() {
+                let out = dir.path("t");
+                let argv: Vec<OsString> = vec![
+                    py.clone().into(),
+                    "-S".into(),
+                    script.clone().into(),
+                    n.to_string().into(),
+                    what.into(),
+                    out.clone().into(),
+                ];
+                timed_run(&argv, *how);
+                let secs: f64 = std::fs::read_to_string(&out).unwrap().parse().unwrap();
+                per[i].push(secs / n as f64);
+            }
+        }
+        let plain = median(per[0].clone());
+        let label = match what {
+            "fork" => "fork + exit + wait",
+            "true" => "fork + exec /bin/true",
+            _ => "fork + exec python -S -c pass",
+        };
+        eprintln!("{label} (loops of {n}, median of {} runs, per iteration):", runs.min(5));
+        for (i, (name, _)) in modes.iter().enumerate() {
+            let m = median(per[i].clone());
+            eprintln!("  {name:<22} {:8.1} us  ({:+.1} us)", m * 1e6, (m - plain) * 1e6);
+        }
+    }
 }

@@ -57,8 +57,10 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 use waker::{Sentinel, Waker};
 
-/// How long [`Follower::detach`] waits for each task to stop so that it can
-/// be detached cleanly (a task in uninterruptible sleep may take a while).
+/// How long [`Follower::detach`] waits, in all, for the tasks to stop so
+/// that they can be detached cleanly (one in uninterruptible sleep may take
+/// a while); those that do not are listed in [`FollowEnd::problems`] and
+/// left to the kernel, which detaches them when the follower's thread ends.
 pub const DETACH_GRACE: Duration = Duration::from_secs(5);
 
 /// What to do besides following.
@@ -88,8 +90,9 @@ pub enum ExitState {
         signal: i32,
         core_dumped: bool,
     },
-    /// It ended while the dynamic loader was being run to its entry point,
-    /// and its status was collected there.
+    /// Its status was collected elsewhere: it ended while its dynamic
+    /// loader was being run to the entry point, or nothing was left to wait
+    /// for.
     Unknown,
 }
 
@@ -236,9 +239,12 @@ impl Follower {
     }
 
     /// Follows the running process `pid` and every existing descendant,
-    /// from now on (semaphores raised in each when asked). They keep
-    /// running: processes that fork before the tracer is in place are
-    /// followed, but their imports until then are missed.
+    /// from now on (semaphores raised in each when asked); they keep
+    /// running. [`Follower::pids`] is the tree at this moment: a process
+    /// forked after it, but before a tracer seeded with it has its fork
+    /// probe in place, is followed (its events come) but the tracer's tree
+    /// filter never sees it. Its [`FollowEvent::Forked`] `ts_ns` tells:
+    /// compare it with the moment the tracer became ready.
     pub fn seize(pid: u32, options: FollowOptions, events: Sender<FollowEvent>) -> Result<Self, FollowError> {
         Self::start(true, options, events, move |sup| sup.start_seized(pid))
     }
@@ -327,7 +333,8 @@ impl Follower {
         ack_rx.recv().map_err(|_| FollowError::Gone)?
     }
 
-    /// Waits until every process of the tree has ended.
+    /// Waits until every process of the tree has ended ([`FollowError::StillHeld`]
+    /// if the command was never released).
     pub fn wait(mut self) -> Result<FollowEnd, FollowError> {
         if self.held.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(FollowError::StillHeld);
