@@ -120,6 +120,25 @@ fn follows_forks_execs_and_exits_to_the_end_of_the_tree() {
 }
 
 #[test]
+fn an_exec_by_a_thread_other_than_the_leader_keeps_the_process() {
+    let py = python();
+    if !py.exists() {
+        eprintln!("SKIP: {} is not installed", py.display());
+        return;
+    }
+    // The exec'ing thread takes over the process's pid; its own thread id
+    // disappears without a report.
+    let code = "import os, threading, time\nthreading.Thread(target=lambda: os.execv('/bin/sh', ['/bin/sh', '-c', 'exit 6'])).start()\ntime.sleep(30)\n";
+    let Some((events, end)) = follow(&[py.into(), "-c".into(), code.into()], FollowOptions::default()) else { return };
+    assert_eq!(end.root_status, Some(ExitState::Code(6)), "{events:#?}");
+    assert_eq!(end.processes, 1, "{events:#?}");
+    let execs = execs(&events);
+    assert_eq!(execs.len(), 1, "{events:#?}");
+    assert_eq!(execs[0].2, os(&["/bin/sh", "-c", "exit 6"]));
+    assert!(end.problems.is_empty(), "{:?}", end.problems);
+}
+
+#[test]
 fn signals_reach_the_program_and_job_control_holds() {
     // SIGUSR1 is delivered (the trap runs); SIGSTOP stops the shell until
     // the test sends SIGCONT; then it exits 7.
@@ -156,6 +175,17 @@ fn state_of(pid: u32) -> Option<char> {
 fn tracer_of(pid: u32) -> Option<u32> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status.lines().find_map(|l| l.strip_prefix("TracerPid:")?.trim().parse().ok())
+}
+
+/// The tracer of every thread of `pid`.
+fn thread_tracers(pid: u32) -> Vec<Option<u32>> {
+    let tids = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    tids.map(|t| t.unwrap().file_name().to_string_lossy().parse::<u32>().unwrap())
+        .map(|tid| {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")).ok()?;
+            status.lines().find_map(|l| l.strip_prefix("TracerPid:")?.trim().parse().ok())
+        })
+        .collect()
 }
 
 #[test]
@@ -207,14 +237,16 @@ fn detaching_a_held_command_lets_it_run_untraced() {
     assert_eq!(child.wait().unwrap().code(), Some(9));
 }
 
-/// A Python that prints its pid and its child's, then waits for stdin.
+/// A Python with two threads that prints its pid and its child's, then
+/// waits for stdin.
 fn sleeping_python_family() -> Option<(Child, u32, u32)> {
     let py = python();
     if !py.exists() {
         eprintln!("SKIP: {} is not installed", py.display());
         return None;
     }
-    let code = "import os, sys\npid = os.fork()\nif pid == 0:\n    sys.stdin.read(); os._exit(0)\nprint(os.getpid(), pid, flush=True)\nsys.stdin.read()\nos.waitpid(pid, 0)\n";
+    // Two threads beside the main one in the parent: each must be seized.
+    let code = "import os, sys, threading\nstop = threading.Event()\nfor _ in range(2):\n    threading.Thread(target=stop.wait, daemon=True).start()\npid = os.fork()\nif pid == 0:\n    sys.stdin.read(); os._exit(0)\nprint(os.getpid(), pid, flush=True)\nsys.stdin.read()\nos.waitpid(pid, 0)\n";
     let mut child =
         Command::new(&py).args(["-S", "-c", code]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
     let mut line = String::new();
@@ -229,7 +261,10 @@ fn seizes_a_running_tree_and_detaches_leaving_it_as_it_was() {
     let Some((mut family, parent, kid)) = sleeping_python_family() else { return };
     let probes: Vec<_> = [parent, kid].iter().map(|&p| import_probes_in(p, &IMPORT_PROBES).unwrap()).collect();
     let sems = |i: usize, pid: u32| semaphores::values(pid, &probes[i]).unwrap();
-    assert_eq!(sems(0, parent), [Some(0), Some(0)]);
+    // Relative to what they were: a system-wide tracer of someone else's
+    // may hold them raised too.
+    let before = [sems(0, parent), sems(1, kid)];
+    let plus_one = |v: &[Option<u16>]| v.iter().map(|c| c.map(|c| c + 1)).collect::<Vec<_>>();
     let (tx, rx) = mpsc::channel();
     let follower = Follower::seize(parent, FollowOptions::default(), tx).unwrap();
     assert_eq!(follower.pids(), [parent, kid]);
@@ -239,19 +274,21 @@ fn seizes_a_running_tree_and_detaches_leaving_it_as_it_was() {
         .collect();
     assert_eq!(joined, [(parent, None), (kid, Some(parent))]);
     // Raised in both, each its own copy.
-    assert_eq!(sems(0, parent), [Some(1), Some(1)]);
-    assert_eq!(sems(1, kid), [Some(1), Some(1)]);
-    assert_eq!(tracer_of(parent), tracer_of(kid));
-    assert_ne!(tracer_of(parent), Some(0));
+    assert_eq!(sems(0, parent), plus_one(&before[0]));
+    assert_eq!(sems(1, kid), plus_one(&before[1]));
+    let tracer = tracer_of(parent);
+    assert_ne!(tracer, Some(0));
+    assert_eq!(thread_tracers(parent), [tracer; 3], "every thread is seized");
+    assert_eq!(tracer_of(kid), tracer);
     let end = follower.detach().unwrap();
     assert!(end.problems.is_empty(), "{:?}", end.problems);
     assert!(end.root_status.is_none());
+    assert_eq!(thread_tracers(parent), [Some(0); 3], "every thread is detached");
     for pid in [parent, kid] {
         assert_eq!(tracer_of(pid), Some(0), "pid {pid} still traced");
         assert!(matches!(state_of(pid), Some('S' | 'R')), "pid {pid}: {:?}", state_of(pid));
     }
-    assert_eq!(sems(0, parent), [Some(0), Some(0)]);
-    assert_eq!(sems(1, kid), [Some(0), Some(0)]);
+    assert_eq!([sems(0, parent), sems(1, kid)], before);
     drop(family.stdin.take());
     assert!(family.wait().unwrap().success());
 }
@@ -428,6 +465,18 @@ fn can_trace_python() -> bool {
     true
 }
 
+/// A child killed if the test panics before it ends it.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Whether the follower raises semaphores in the traced runs
 /// (`IMPORTPROBE_TEST_RAISE=0`: no).
 fn raising() -> bool {
@@ -484,30 +533,33 @@ fn trace_tree_with(source: &str, dir: &Path, argv: &[OsString], objects: &[PathB
     // (as another tracer would), so that its probes really fire into the
     // system-wide uprobes on every bpftrace version, and the filter is what
     // keeps them out.
-    let mut bystander =
-        Command::new(&py).args(["-c", BYSTANDER]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut bystander = KillOnDrop(
+        Command::new(&py).args(["-c", BYSTANDER]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap(),
+    );
     let mut line = String::new();
-    BufReader::new(bystander.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(bystander.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
     assert_eq!(line, "ready\n");
-    let bystander_probes = import_probes_in(bystander.id(), &IMPORT_PROBES).unwrap();
-    let bystander_raised = semaphores::raise(bystander.id(), &bystander_probes).unwrap();
+    let bystander_probes = import_probes_in(bystander.0.id(), &IMPORT_PROBES).unwrap();
+    let bystander_raised = semaphores::raise(bystander.0.id(), &bystander_probes).unwrap();
 
     let (tx, rx) = mpsc::channel();
     let follower = Follower::spawn(argv, FollowOptions { raise_semaphores: raising() }, tx).unwrap();
     let script = restrict_to_tree(source, follower.pids(), objects, dialect).unwrap();
     let script_path = dir.join("tree-events.bt");
     std::fs::write(&script_path, script).unwrap();
-    let mut tracer = Command::new("bpftrace")
-        .arg(&script_path)
-        .env("BPFTRACE_STRLEN", "200")
-        .env("BPFTRACE_PERF_RB_PAGES", "1024")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn bpftrace");
+    let mut tracer = KillOnDrop(
+        Command::new("bpftrace")
+            .arg(&script_path)
+            .env("BPFTRACE_STRLEN", "200")
+            .env("BPFTRACE_PERF_RB_PAGES", "1024")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn bpftrace"),
+    );
     let (ready_tx, ready_rx) = mpsc::channel();
-    let stdout = tracer.stdout.take().unwrap();
+    let stdout = tracer.0.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
         let mut reader = BufReader::new(stdout);
         let (mut out, mut line) = (Vec::new(), Vec::new());
@@ -521,7 +573,7 @@ fn trace_tree_with(source: &str, dir: &Path, argv: &[OsString], objects: &[PathB
         }
         out
     });
-    let stderr = tracer.stderr.take().unwrap();
+    let stderr = tracer.0.stderr.take().unwrap();
     let errs = std::thread::spawn(move || {
         let mut text = String::new();
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -531,8 +583,8 @@ fn trace_tree_with(source: &str, dir: &Path, argv: &[OsString], objects: &[PathB
         text
     });
     if ready_rx.recv_timeout(Duration::from_secs(60)).is_err() {
-        let _ = tracer.kill();
-        let _ = tracer.wait();
+        let _ = tracer.0.kill();
+        let _ = tracer.0.wait();
         panic!("bpftrace never got ready:\n{}", errs.join().unwrap());
     }
     let root = follower.root();
@@ -548,14 +600,14 @@ fn trace_tree_with(source: &str, dir: &Path, argv: &[OsString], objects: &[PathB
     // Let bpftrace print what is still buffered, then end it (END prints
     // the trailer).
     std::thread::sleep(Duration::from_millis(500));
-    let status = interrupt(&mut tracer);
+    let status = interrupt(&mut tracer.0);
     let out = reader.join().unwrap();
     let bpftrace_stderr = errs.join().unwrap();
     assert!(status.success(), "bpftrace failed ({status}):\n{bpftrace_stderr}");
-    semaphores::lower(bystander.id(), &bystander_raised).unwrap();
-    let bystander_pid = bystander.id();
-    drop(bystander.stdin.take());
-    bystander.wait().unwrap();
+    semaphores::lower(bystander.0.id(), &bystander_raised).unwrap();
+    let bystander_pid = bystander.0.id();
+    drop(bystander.0.stdin.take());
+    bystander.0.wait().unwrap();
 
     RawRun { out, tree: rx.try_iter().collect(), end, bystander: bystander_pid, bpftrace_stderr, version }
 }
