@@ -140,9 +140,9 @@ fn an_exec_by_a_thread_other_than_the_leader_keeps_the_process() {
 
 #[test]
 fn signals_reach_the_program_and_job_control_holds() {
-    // SIGUSR1 is delivered (the trap runs); SIGSTOP stops the shell until
-    // the test sends SIGCONT; then it exits 7.
-    let argv = os(&["/bin/sh", "-c", "trap 'echo usr1 >&2' USR1; kill -USR1 $$; kill -STOP $$; exit 7"]);
+    // SIGUSR1 is delivered (its trap sets the exit status to 7); SIGSTOP
+    // stops the shell until the test sends SIGCONT.
+    let argv = os(&["/bin/sh", "-c", "trap 'code=7' USR1; kill -USR1 $$; kill -STOP $$; exit $code"]);
     let (tx, rx) = mpsc::channel();
     let Ok(follower) = Follower::spawn(&argv, FollowOptions::default(), tx) else {
         eprintln!("SKIP: cannot follow here");
