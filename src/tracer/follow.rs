@@ -36,7 +36,48 @@
 //! it, so the follower runs in a thread of its own, and it waits with
 //! `__WNOTHREAD` so it never reaps another thread's child (the bpftrace the
 //! caller runs, for one). Requests from the caller reach it through a
-//! channel and a waker ([`waker`]).
+//! channel, and a *sentinel* child of that thread, which exits when woken,
+//! ends its `waitpid`.
+//!
+//! # Use
+//!
+//! ```no_run
+//! use importprobe::tracer::follow::{FollowEvent, FollowOptions, Follower};
+//! use importprobe::tracer::follow_script::{is_ready_line, restrict_to_tree, Dialect};
+//! use std::io::BufRead;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let python = std::path::PathBuf::from("/usr/bin/python3.11");
+//! let (events, tree) = std::sync::mpsc::channel();
+//! // 1. The command, stopped before its first instruction.
+//! let follower = Follower::spawn(&[python.clone().into(), "app.py".into()], FollowOptions::default(), events)?;
+//! // 2. One system-wide bpftrace that only acts for the tree.
+//! let dialect = Dialect::for_version("v0.17.0")?;
+//! let source = std::fs::read_to_string("scripts/import-events.bt")?;
+//! let script = restrict_to_tree(&source, follower.pids(), &[python], dialect)?;
+//! std::fs::write("/tmp/tree.bt", script)?;
+//! let mut bpftrace = std::process::Command::new("bpftrace")
+//!     .arg("/tmp/tree.bt")
+//!     .stdout(std::process::Stdio::piped())
+//!     .spawn()?;
+//! let mut out = std::io::BufReader::new(bpftrace.stdout.take().unwrap());
+//! // 3. Go once the filter is complete (its ready line is printed).
+//! let mut line = Vec::new();
+//! while out.read_until(b'\n', &mut line)? > 0 && !is_ready_line(&line) {
+//!     line.clear();
+//! }
+//! follower.go()?;
+//! // ... read `out` meanwhile; `tree` says which process is which ...
+//! let end = follower.wait()?;
+//! for event in tree.try_iter() {
+//!     if let FollowEvent::Exec { pid, argv, .. } = event {
+//!         println!("{pid}: {argv:?}");
+//!     }
+//! }
+//! println!("command: {:?}", end.root_status);
+//! # Ok(())
+//! # }
+//! ```
 
 mod ptrace;
 mod waker;
