@@ -237,6 +237,35 @@ fn detaching_a_held_command_lets_it_run_untraced() {
     assert_eq!(child.wait().unwrap().code(), Some(9));
 }
 
+#[test]
+fn detaching_a_busy_tree_lets_every_process_go_on() {
+    let py = python();
+    if !py.exists() {
+        eprintln!("SKIP: {} is not installed", py.display());
+        return;
+    }
+    // Forks all the time, from two threads, while the follower lets go.
+    let code = "import os, threading, time\ndef spawn():\n    for _ in range(150):\n        pid = os.fork()\n        if pid == 0:\n            time.sleep(0.002); os._exit(0)\n        os.waitpid(pid, 0)\nts = [threading.Thread(target=spawn) for _ in range(2)]\nfor t in ts: t.start()\nfor t in ts: t.join()\n";
+    let (tx, rx) = mpsc::channel();
+    let follower =
+        Follower::spawn(&[py.into(), "-S".into(), "-c".into(), code.into()], FollowOptions::default(), tx).unwrap();
+    let root = follower.root();
+    follower.go().unwrap();
+    // Detach in the thick of it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = 0;
+    while seen < 20 && Instant::now() < deadline {
+        if let Ok(FollowEvent::Forked { .. }) = rx.recv_timeout(Duration::from_secs(10)) {
+            seen += 1;
+        }
+    }
+    let mut end = follower.detach().unwrap();
+    assert!(end.problems.is_empty(), "{:?}", end.problems);
+    assert_eq!(thread_tracers(root), vec![Some(0); thread_tracers(root).len()]);
+    let status = end.root_child.take().expect("handed back").wait().unwrap();
+    assert!(status.success(), "{status}");
+}
+
 /// A Python with two threads that prints its pid and its child's, then
 /// waits for stdin.
 fn sleeping_python_family() -> Option<(Child, u32, u32)> {

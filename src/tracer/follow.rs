@@ -976,8 +976,12 @@ impl Supervisor {
     }
 
     /// Detaches every process all of whose threads are stopped.
+    /// (Tasks are grouped by their thread group, which covers a thread
+    /// adopted before its process was known.)
     fn let_go_of_stopped(&mut self) {
-        let mut ready: Vec<u32> = self.procs.keys().copied().collect();
+        let mut groups: std::collections::BTreeSet<u32> = self.tasks.values().map(|t| t.tgid).collect();
+        groups.extend(self.procs.keys());
+        let mut ready: Vec<u32> = groups.into_iter().collect();
         ready.retain(|pid| self.tasks.values().filter(|t| t.tgid == *pid).all(|t| t.stopped.is_some()));
         for pid in ready {
             if let Some(proc_) = self.procs.remove(&pid) {
