@@ -47,6 +47,11 @@ fn os(args: &[&str]) -> Vec<OsString> {
     args.iter().map(OsString::from).collect()
 }
 
+/// `program` followed by `args`.
+fn os_args(program: &Path, args: &[&str]) -> Vec<OsString> {
+    std::iter::once(program.as_os_str().to_owned()).chain(args.iter().map(OsString::from)).collect()
+}
+
 /// Follows `argv` to the end without tracing; returns every event.
 fn follow(argv: &[OsString], options: FollowOptions) -> Option<(Vec<FollowEvent>, FollowEnd)> {
     let (tx, rx) = mpsc::channel();
@@ -247,8 +252,12 @@ fn detaching_a_busy_tree_lets_every_process_go_on() {
     // Forks all the time, from two threads, while the follower lets go.
     let code = "import os, threading, time\ndef spawn():\n    for _ in range(150):\n        pid = os.fork()\n        if pid == 0:\n            time.sleep(0.002); os._exit(0)\n        os.waitpid(pid, 0)\nts = [threading.Thread(target=spawn) for _ in range(2)]\nfor t in ts: t.start()\nfor t in ts: t.join()\n";
     let (tx, rx) = mpsc::channel();
-    let follower =
-        Follower::spawn(&[py.into(), "-S".into(), "-c".into(), code.into()], FollowOptions::default(), tx).unwrap();
+    let follower = Follower::spawn(
+        &os_args(&py, &["-S", "-W", "ignore::DeprecationWarning", "-c", code]),
+        FollowOptions::default(),
+        tx,
+    )
+    .unwrap();
     let root = follower.root();
     follower.go().unwrap();
     // Detach in the thick of it.
@@ -277,7 +286,13 @@ fn sleeping_python_family() -> Option<(Child, u32, u32)> {
     // Two threads beside the main one in the parent: each must be seized.
     let code = "import os, sys, threading\nstop = threading.Event()\nfor _ in range(2):\n    threading.Thread(target=stop.wait, daemon=True).start()\npid = os.fork()\nif pid == 0:\n    sys.stdin.read(); os._exit(0)\nprint(os.getpid(), pid, flush=True)\nsys.stdin.read()\nos.waitpid(pid, 0)\n";
     let mut child =
-        Command::new(&py).args(["-S", "-c", code]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+        // (3.12+ warns about forking with threads; it is the point here.)
+        Command::new(&py)
+            .args(["-S", "-W", "ignore::DeprecationWarning", "-c", code])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
     let pids: Vec<u32> = line.split_whitespace().map(|p| p.parse().unwrap()).collect();
