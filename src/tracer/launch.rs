@@ -122,6 +122,22 @@ impl StoppedChild {
         }
         Ok(self.child.take().expect("resumed once"))
     }
+
+    /// Lets another tracer take over: detaches delivering SIGSTOP, so the
+    /// program stays stopped (a plain job-control stop, still before its
+    /// first instruction) until that tracer attaches, e.g. with
+    /// `PTRACE_SEIZE`, and continues it.
+    pub fn hand_over(mut self) -> Result<Child, LaunchError> {
+        let pid = self.pid();
+        // SAFETY: detaching our own stopped tracee, injecting SIGSTOP.
+        let rc = unsafe {
+            libc::ptrace(libc::PTRACE_DETACH, pid as i32, std::ptr::null_mut::<libc::c_void>(), libc::SIGSTOP)
+        };
+        if rc == -1 {
+            return Err(LaunchError::Resume { pid, source: std::io::Error::last_os_error() });
+        }
+        Ok(self.child.take().expect("handed over once"))
+    }
 }
 
 /// Lets the dynamic loader map the program's shared libraries (a libpython
@@ -129,7 +145,7 @@ impl StoppedChild {
 /// at the program's entry point, before any code of the program runs: a
 /// breakpoint at `AT_ENTRY`, removed when hit.
 #[cfg(target_arch = "x86_64")]
-fn run_to_entry(pid: u32) -> std::io::Result<()> {
+pub(crate) fn run_to_entry(pid: u32) -> std::io::Result<()> {
     let entry = auxv_entry(pid)?;
     let p = pid as libc::pid_t;
     let err = std::io::Error::last_os_error;
@@ -167,6 +183,9 @@ fn run_to_entry(pid: u32) -> std::io::Result<()> {
             return Err(err());
         }
         if regs.rip != entry + 1 {
+            // Stopped by something else (an exit, a fork in a preloaded
+            // library's constructor): take the breakpoint out again.
+            libc::ptrace(libc::PTRACE_POKETEXT, p, entry as *mut libc::c_void, word);
             return Err(std::io::Error::other(format!("trapped at {:#x}, not at the entry {entry:#x}", regs.rip)));
         }
         if libc::ptrace(libc::PTRACE_POKETEXT, p, entry as *mut libc::c_void, word) == -1 {
