@@ -28,6 +28,7 @@ Examples:
   importprobe trace --format chrome -o imports.json -- /usr/bin/python3.11 app.py
   importprobe trace --save-events ev.txt -- /usr/bin/python3.11 app.py
   importprobe trace --pid 1234                                   # a running process; Ctrl-C ends it
+  importprobe trace --follow-children -- /usr/bin/python3.11 app.py   # and every process it starts
   importprobe trace --script import-slowest --param 5 -- /usr/bin/python3.11 -m json.tool --help
   importprobe trace --binary /opt/py/lib/libpython3.11.so.1.0 -- ./embedding-app
   importprobe trace --list
@@ -69,9 +70,15 @@ pub struct TraceArgs {
     /// The object carrying the probes, when importprobe does not find it by
     /// itself (a libpython in an unusual place). It must be mapped when the
     /// program starts (linked, not dlopened). Bundled scripts get it as $1;
-    /// in your own script it replaces `usdt:*:`.
+    /// in your own script it replaces `usdt:*:`. With --follow-children,
+    /// repeatable: every interpreter the tree may run.
     #[arg(long, value_name = "PATH")]
-    pub binary: Option<PathBuf>,
+    pub binary: Vec<PathBuf>,
+    /// Also trace every process that descends from the command (or pid):
+    /// forks, fork-based pools, fork+exec, children of children; one import
+    /// tree per process. No process outside the tree is traced.
+    #[arg(long)]
+    pub follow_children: bool,
     /// Trace this running process (it keeps running afterwards).
     #[arg(short, long, value_name = "PID", conflicts_with = "command")]
     pub pid: Option<u32>,
@@ -103,11 +110,14 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
             return Err(UsageError("nothing to trace: give --pid PID or a command after `--`".into()).into())
         }
     };
+    if args.binary.len() > 1 && !args.follow_children {
+        return Err(UsageError("--binary can be given several times only with --follow-children".into()).into());
+    }
     let collecting = args.script.is_none() && args.script_file.is_none();
     let (script_name, source, script_args) = script_source(&args)?;
     let mut problems = preflight::check_environment();
     if !runner::probes_used(&source).is_empty() {
-        let binary = args.binary.as_deref();
+        let binary = args.binary.first().map(PathBuf::as_path);
         problems.extend(match &target {
             Target::Pid(pid) => preflight::check_pid(*pid, binary),
             Target::Command(argv) => preflight::check_command(&argv[0], binary),
@@ -118,6 +128,7 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(2));
     }
     let bpftrace = Bpftrace::locate().map_err(|e| UsageError(e.to_string()))?;
+    let objects = preflight::probe_objects(&target, &args.binary);
     let mut req = if collecting {
         collect::request(target, bpftrace, args.max_imports)
     } else {
@@ -127,6 +138,10 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
     };
     req.echo_stderr = true;
     req.forward_signals = true;
+    if args.follow_children {
+        req.follow_children = true;
+        req.objects = objects;
+    }
     let mut out = open_output(args.output.as_deref())?;
     if !collecting {
         let outcome = runner::trace(req, &mut *out)?;
@@ -192,7 +207,7 @@ fn script_source(args: &TraceArgs) -> anyhow::Result<(String, String, Vec<String
     if let Some(path) = &args.script_file {
         let source = std::fs::read_to_string(path)
             .map_err(|e| UsageError(format!("cannot read script {}: {e}", path.display())))?;
-        let source = match &args.binary {
+        let source = match args.binary.first() {
             Some(b) => runner::pin_binary(&source, b),
             None => source,
         };
@@ -205,7 +220,7 @@ fn script_source(args: &TraceArgs) -> anyhow::Result<(String, String, Vec<String
             scripts::names().join(", ")
         ))
     })?;
-    let script_args = script.positional_args(args.binary.as_deref(), &args.params);
+    let script_args = script.positional_args(args.binary.first().map(PathBuf::as_path), &args.params);
     Ok((script.name.to_owned(), script.bpftrace.to_owned(), script_args))
 }
 

@@ -58,7 +58,12 @@ pub fn collect(req: TraceRequest) -> Result<(Recording, TraceOutcome), CollectEr
     }
     let mut rec = capture::parse(&dump)?;
     capture::check_limit(&mut rec, max_imports);
-    rec.processes.push(ProcessInfo { pid: outcome.pid, ppid: None, command: command_line(&target, outcome.pid) });
+    if outcome.processes.is_empty() {
+        rec.processes.push(ProcessInfo { pid: outcome.pid, ppid: None, command: command_line(&target, outcome.pid) });
+    } else {
+        rec.processes.extend(outcome.processes.iter().cloned());
+    }
+    rec.warnings.extend(outcome.problems.iter().cloned());
     Ok((rec, outcome))
 }
 

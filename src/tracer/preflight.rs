@@ -284,6 +284,34 @@ pub fn check_pid(pid: u32, binary: Option<&Path>) -> Option<Problem> {
     Some(p)
 }
 
+/// The files carrying the import probes that a system-wide trace of a
+/// process tree attaches to: those given with `--binary`, and the one the
+/// command runs (its executable, or its linked libpython), or for a running
+/// process every mapped object that carries them.
+pub fn probe_objects(target: &super::runner::Target, binaries: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = binaries.to_vec();
+    match target {
+        super::runner::Target::Command(argv) => {
+            if let Some(program) = argv.first().and_then(|p| resolve_program(p)) {
+                if has_import_probes(&program) {
+                    out.push(program);
+                } else if let Some(lib) = linked_libpython(&program).filter(|l| has_import_probes(l)) {
+                    out.push(lib);
+                }
+            }
+        }
+        super::runner::Target::Pid(pid) => out.extend(
+            mapped_objects(*pid)
+                .unwrap_or_default()
+                .iter()
+                .map(|o| in_root(*pid, o))
+                .filter(|o| has_import_probes(o)),
+        ),
+    }
+    out.dedup();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

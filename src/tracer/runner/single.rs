@@ -1,0 +1,266 @@
+//! One process: `bpftrace -p PID`, on a running process or on a command
+//! started here and held stopped until bpftrace is in place.
+
+use super::{
+    copy_output, kill_group, ms_since, probes_used, read_stderr, Notice, Stopper, Target, TraceError, TraceOutcome,
+    TraceRequest, DRAIN_MAX, DRAIN_QUIET, SETTLE,
+};
+use crate::tracer::interrupt::ForwardSignals;
+use crate::tracer::launch::{ChildOutput, StoppedChild};
+use crate::tracer::process::{attached_beyond, import_probes_in, semaphore_values, ProbeInProcess};
+use crate::tracer::script_file::ScriptFile;
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Runs `bpftrace -p PID` on one process until it ends (target exit,
+/// Ctrl-C or the deadline); bpftrace's stdout goes to `out`.
+pub(super) fn trace(req: TraceRequest, out: &mut (dyn Write + Send)) -> Result<TraceOutcome, TraceError> {
+    let started_at = Instant::now();
+    let deadline = req.deadline.map(|d| started_at + d);
+    let TraceRequest { script_name, source, args, target, bpftrace, command_output, .. } = &req;
+    let (pid, stopped) = match target {
+        Target::Pid(pid) => {
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                return Err(TraceError::NoSuchPid(*pid));
+            }
+            (*pid, None)
+        }
+        Target::Command(argv) => {
+            let output = ChildOutput {
+                stdout: command_output.stdout.as_ref().map(|f| f.try_clone()).transpose()?,
+                stderr: command_output.stderr.as_ref().map(|f| f.try_clone()).transpose()?,
+            };
+            let stopped = StoppedChild::spawn_with(argv, output)?;
+            // What the probes look like before our bpftrace touches them.
+            let watched = Watched::before_tracing(stopped.pid(), &probes_used(source))?;
+            (stopped.pid(), Some((stopped, watched)))
+        }
+    };
+    let file = ScriptFile::write(script_name, source)?;
+    let mut cmd = bpftrace.command(req.strlen, req.max_map_keys);
+    cmd.arg("-p").arg(pid.to_string()).arg(file.path()).args(args);
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+    tracing::debug!(?cmd, "starting bpftrace");
+    let mut tracer = cmd
+        .spawn()
+        .map_err(|source| TraceError::SpawnTracer { bpftrace: bpftrace.path.display().to_string(), source })?;
+    let bpftrace_pid = tracer.id();
+    let signals = req.forward_signals.then(|| ForwardSignals::to(bpftrace_pid));
+    let stdout = tracer.stdout.take().expect("piped");
+    let stderr = tracer.stderr.take().expect("piped");
+    let (notice_tx, notice_rx) = mpsc::channel();
+    let notice_tx_err = notice_tx.clone();
+    let echo = req.echo_stderr;
+    let clock = Instant::now();
+    let last_output = AtomicU64::new(0);
+    let last = &last_output;
+    let failed = |status, stderr| TraceError::TracerFailed {
+        script: script_name.clone(),
+        version: bpftrace.version.to_string(),
+        status,
+        stderr,
+    };
+    std::thread::scope(|s| {
+        let copier = s.spawn(move || copy_output(stdout, out, notice_tx, || last.store(ms_since(clock), SeqCst)));
+        let errs = s.spawn(move || read_stderr(stderr, echo, notice_tx_err));
+        let started = match stopped {
+            Some((stopped, watched)) => match wait_attached(&req, stopped, &watched, &mut tracer, &notice_rx, deadline)
+            {
+                Ok(child) => Some(child),
+                Err(e) => {
+                    kill_group(bpftrace_pid, libc::SIGKILL);
+                    let status = tracer.wait();
+                    let stderr = errs.join().unwrap_or_default();
+                    let _ = copier.join();
+                    return Err(match (e, status) {
+                        (TraceError::TracerFailed { .. }, Ok(status)) => failed(status, stderr),
+                        (TraceError::AttachTimeout { pid, secs, .. }, _) => {
+                            TraceError::AttachTimeout { pid, secs, stderr }
+                        }
+                        (e, _) => e,
+                    });
+                }
+            },
+            None => None,
+        };
+        // A started command that exits stays a zombie (not reaped), so
+        // bpftrace, which stops reading as soon as its pid is gone, keeps
+        // draining its buffers; once its output is quiet, SIGINT ends it
+        // (END runs) and the command is reaped.
+        let mut exited = started.map(|child| (s.spawn(move || wait_exit_keep_zombie(child)), None::<Instant>));
+        let mut timed_out = false;
+        let mut stopper = Stopper::default();
+        let status = loop {
+            if let Some(status) = tracer.try_wait()? {
+                break status;
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) && !timed_out {
+                tracing::warn!(pid, "deadline passed; interrupting bpftrace");
+                timed_out = true;
+                stopper.stop(bpftrace_pid);
+                if exited.as_ref().is_some_and(|(w, _)| !w.is_finished()) {
+                    // SAFETY: kill(2) on the command we started.
+                    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                }
+            }
+            stopper.tick(bpftrace_pid);
+            if let Some((waiter, stop_at)) = exited.as_mut() {
+                if waiter.is_finished() && !stopper.stopping() {
+                    let since = *stop_at.get_or_insert(now);
+                    let quiet =
+                        ms_since(clock).saturating_sub(last_output.load(SeqCst)) >= DRAIN_QUIET.as_millis() as u64;
+                    if (quiet && since.elapsed() >= DRAIN_QUIET) || since.elapsed() >= DRAIN_MAX {
+                        stopper.stop(bpftrace_pid);
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let waiter = exited.map(|(w, _)| w);
+        let interrupted = signals.as_ref().is_some_and(|s| s.as_ref().is_ok_and(|s| s.interrupted()));
+        drop(signals);
+        let stderr = errs.join().unwrap_or_default();
+        copier.join().map_err(|_| std::io::Error::other("output thread panicked"))??;
+        // After Ctrl-C a started command has usually had the terminal's
+        // SIGINT too: give it a moment to end, else leave it running.
+        if interrupted {
+            let grace = Instant::now() + Duration::from_secs(2);
+            while waiter.as_ref().is_some_and(|w| !w.is_finished()) && Instant::now() < grace {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        let command = match waiter {
+            Some(w) if !interrupted || w.is_finished() => {
+                w.join().ok().and_then(|r| r.ok()).and_then(|mut child| child.wait().ok())
+            }
+            Some(_) => {
+                eprintln!("importprobe: the traced command (pid {pid}) is still running; left running");
+                None
+            }
+            None => None,
+        };
+        // bpftrace exits non-zero when interrupted by the deadline or Ctrl-C
+        // on some releases: that is not a failure of the script.
+        if !status.success() && !interrupted && !timed_out {
+            return Err(failed(status, stderr));
+        }
+        Ok(TraceOutcome {
+            pid,
+            bpftrace_pid,
+            bpftrace: status,
+            command,
+            interrupted,
+            timed_out,
+            stderr,
+            processes: Vec::new(),
+            problems: Vec::new(),
+        })
+    })
+}
+
+/// Waits until `child` exits without reaping it (`waitid` with `WNOWAIT`),
+/// so its pid stays valid for bpftrace; returns it for reaping later.
+fn wait_exit_keep_zombie(child: Child) -> std::io::Result<Child> {
+    loop {
+        // SAFETY: waitid fills the siginfo we own; WNOWAIT leaves the child
+        // waitable.
+        let rc = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            libc::waitid(libc::P_PID, child.id(), &mut info, libc::WEXITED | libc::WNOWAIT)
+        };
+        if rc == 0 {
+            return Ok(child);
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// The import probes of a stopped command and their semaphores before our
+/// bpftrace started: ours has attached when every semaphore is above that
+/// (another tracer on the same binary may have raised them already) and
+/// every site carries a uprobe.
+struct Watched {
+    probes: Vec<ProbeInProcess>,
+    baseline: Vec<u16>,
+    /// Whether every probe the script uses is mapped, so there is
+    /// something to watch at all.
+    complete: bool,
+}
+
+impl Watched {
+    fn before_tracing(pid: u32, wanted: &[&str]) -> std::io::Result<Watched> {
+        let probes = import_probes_in(pid, wanted)?;
+        let baseline = semaphore_values(pid, &probes)?;
+        let names: std::collections::BTreeSet<&str> = probes.iter().map(|p| p.probe.as_str()).collect();
+        let complete = !wanted.is_empty() && names.len() == wanted.len();
+        Ok(Watched { probes, baseline, complete })
+    }
+}
+
+/// Holds the started command until bpftrace is in place on the import
+/// probes the script uses (semaphores raised, uprobes on every site), then
+/// lets it run.
+fn wait_attached(
+    req: &TraceRequest,
+    stopped: StoppedChild,
+    watched: &Watched,
+    tracer: &mut Child,
+    notices: &mpsc::Receiver<Notice>,
+    deadline: Option<Instant>,
+) -> Result<Child, TraceError> {
+    let pid = stopped.pid();
+    // Without the probes in a mapped object (the probed library is loaded
+    // later, or the script uses other probes) there is nothing to watch:
+    // trust bpftrace's attach line, with a grace period for the attaching
+    // it announces.
+    let watch = watched.complete;
+    if !watch {
+        tracing::info!(pid, "no import probe mapped in the stopped command yet; cannot verify the attachment");
+    }
+    let began = Instant::now();
+    let mut limit = began + req.attach_timeout;
+    if let Some(d) = deadline {
+        limit = limit.min(d);
+    }
+    let mut announced_at = None;
+    loop {
+        if let Some(status) = tracer.try_wait()? {
+            return Err(TraceError::TracerFailed {
+                script: req.script_name.clone(),
+                version: req.bpftrace.version.to_string(),
+                status,
+                stderr: Vec::new(),
+            });
+        }
+        if announced_at.is_none() && notices.try_recv() == Ok(Notice::Attached) {
+            announced_at = Some(Instant::now());
+        }
+        let ready = if watch {
+            attached_beyond(pid, &watched.probes, &watched.baseline)?
+        } else {
+            announced_at.is_some_and(|t| t.elapsed() >= Duration::from_millis(500))
+        };
+        if ready {
+            // The kernel writes the int3 when bpftrace opens the uprobe event;
+            // bpftrace hooks its BPF program to it a few microseconds later.
+            std::thread::sleep(SETTLE);
+            tracing::debug!(pid, watched = watched.probes.len(), "tracer attached; resuming the command");
+            return Ok(stopped.resume()?);
+        }
+        if Instant::now() >= limit {
+            let secs = began.elapsed().as_secs();
+            return Err(TraceError::AttachTimeout { pid, secs, stderr: Vec::new() });
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
