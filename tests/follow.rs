@@ -16,7 +16,7 @@
 //! of those modules must have been traced with that very pid, and an
 //! exec'd child's first traced import must be the interpreter's first.
 //!
-//! `IMPORTPROBE_TEST_PYTHON` selects the interpreter (default
+//! `IMPORTPROBE_PYTHON` selects the interpreter (default
 //! `/usr/bin/python3.11`; in the trixie and sid chroots `/usr/bin/python3.13`
 //! and `/usr/bin/python3.14`); bpftrace is the one on PATH.
 //! `IMPORTPROBE_TEST_RAISE=0` leaves the semaphores of exec'd images to the
@@ -27,9 +27,11 @@ mod common;
 
 use common::{can_trace, lossy, skip, tracing_lock, Scratch};
 use importprobe::events::{EventKind, ImportEvent};
+use importprobe::tracer::bpftrace::Bpftrace;
 use importprobe::tracer::follow::{ExitState, FollowEnd, FollowEvent, FollowOptions, Follower, SemaphoreOutcome};
-use importprobe::tracer::follow_script::{is_ready_line, restrict_to_tree, Dialect};
-use importprobe::tracer::process::{attached, import_probes_in, IMPORT_PROBES};
+use importprobe::tracer::follow_script::Dialect;
+use importprobe::tracer::process::{import_probes_in, IMPORT_PROBES};
+use importprobe::tracer::runner::{self, Target, TraceRequest};
 use importprobe::tracer::semaphores;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
@@ -39,9 +41,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-fn python() -> PathBuf {
-    PathBuf::from(std::env::var_os("IMPORTPROBE_TEST_PYTHON").unwrap_or_else(|| "/usr/bin/python3.11".into()))
-}
+use common::python;
 
 fn os(args: &[&str]) -> Vec<OsString> {
     args.iter().map(OsString::from).collect()
@@ -467,7 +467,9 @@ struct TreeRun {
     /// What import-events.bt printed, parsed.
     events: Vec<ImportEvent>,
     tree: Vec<FollowEvent>,
-    end: FollowEnd,
+    command: Option<std::process::ExitStatus>,
+    problems: Vec<String>,
+    processes: usize,
     /// pid -> (argv, modules loaded by that process itself).
     dumps: BTreeMap<u32, (Vec<String>, Vec<String>)>,
     bystander: u32,
@@ -501,7 +503,7 @@ fn can_trace_python() -> bool {
     }
     let py = python();
     if !py.exists() {
-        return skip(&format!("{} is not installed (set IMPORTPROBE_TEST_PYTHON)", py.display()));
+        return skip(&format!("{} is not installed (set IMPORTPROBE_PYTHON)", py.display()));
     }
     if Dialect::for_version(&bpftrace_version()).is_err() {
         return skip(&format!("unknown bpftrace version {:?}", bpftrace_version()));
@@ -530,10 +532,11 @@ fn raising() -> bool {
 /// Runs `argv` followed and traced by import-events.bt restricted to the
 /// tree ([`trace_tree_with`]); parses the events and the processes' dumps.
 fn trace_tree(dir: &Path, argv: &[OsString], objects: &[PathBuf]) -> TreeRun {
-    let source = std::fs::read_to_string(common::script("import-events.bt")).unwrap();
-    let raw = trace_tree_with(&source, dir, argv, objects);
+    let source = importprobe::tracer::scripts::find("import-events").unwrap().bpftrace;
+    let raw = trace_tree_with(source, dir, argv, objects);
     let events = importprobe::events::stream::parse(&raw.out[..])
-        .unwrap_or_else(|e| panic!("{e}\n{}\nstderr:\n{}", lossy(&raw.out), raw.bpftrace_stderr));
+        .unwrap_or_else(|e| panic!("{e}\n{}\nstderr:\n{}", lossy(&raw.out), raw.bpftrace_stderr))
+        .events;
     let mut dumps = BTreeMap::new();
     for entry in std::fs::read_dir(dir.join("dumps")).unwrap() {
         let path = entry.unwrap().path();
@@ -545,7 +548,9 @@ fn trace_tree(dir: &Path, argv: &[OsString], objects: &[PathBuf]) -> TreeRun {
     TreeRun {
         events,
         tree: raw.tree,
-        end: raw.end,
+        command: raw.command,
+        problems: raw.problems,
+        processes: raw.processes,
         dumps,
         bystander: raw.bystander,
         bpftrace_stderr: raw.bpftrace_stderr,
@@ -558,19 +563,24 @@ struct RawRun {
     /// bpftrace's stdout without the ready line.
     out: Vec<u8>,
     tree: Vec<FollowEvent>,
-    end: FollowEnd,
+    /// How the started command ended.
+    command: Option<std::process::ExitStatus>,
+    /// What the follower could not do.
+    problems: Vec<String>,
+    /// Processes seen in the tree.
+    processes: usize,
     bystander: u32,
     bpftrace_stderr: String,
     version: String,
 }
 
 /// Runs `argv` followed, traced by one bpftrace running `source`
-/// restricted to the tree, with the bystander importing meanwhile.
+/// restricted to the tree, through the one runner `importprobe trace
+/// --follow-children` uses, with the bystander importing meanwhile.
 fn trace_tree_with(source: &str, dir: &Path, argv: &[OsString], objects: &[PathBuf]) -> RawRun {
     let _serial = tracing_lock();
     std::fs::create_dir_all(dir.join("dumps")).unwrap();
-    let version = bpftrace_version();
-    let dialect = Dialect::for_version(&version).unwrap();
+    let bpftrace = Bpftrace::locate().unwrap();
     let py = python();
 
     // The bystander: started first, semaphores raised by the test itself
@@ -586,94 +596,27 @@ fn trace_tree_with(source: &str, dir: &Path, argv: &[OsString], objects: &[PathB
     let bystander_probes = import_probes_in(bystander.0.id(), &IMPORT_PROBES).unwrap();
     let bystander_raised = semaphores::raise(bystander.0.id(), &bystander_probes).unwrap();
 
-    let (tx, rx) = mpsc::channel();
-    let follower = Follower::spawn(argv, FollowOptions { raise_semaphores: raising() }, tx).unwrap();
-    let script = restrict_to_tree(source, follower.pids(), objects, dialect).unwrap();
-    let script_path = dir.join("tree-events.bt");
-    std::fs::write(&script_path, script).unwrap();
-    let mut tracer = KillOnDrop(
-        Command::new("bpftrace")
-            .arg(&script_path)
-            .env("BPFTRACE_STRLEN", "200")
-            .env("BPFTRACE_PERF_RB_PAGES", "1024")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn bpftrace"),
-    );
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let stdout = tracer.0.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut reader = BufReader::new(stdout);
-        let (mut out, mut line) = (Vec::new(), Vec::new());
-        while reader.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
-            if is_ready_line(&line) {
-                let _ = ready_tx.send(());
-            } else {
-                out.extend_from_slice(&line);
-            }
-            line.clear();
-        }
-        out
-    });
-    let stderr = tracer.0.stderr.take().unwrap();
-    let errs = std::thread::spawn(move || {
-        let mut text = String::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            text.push_str(&line);
-            text.push('\n');
-        }
-        text
-    });
-    if ready_rx.recv_timeout(Duration::from_secs(60)).is_err() {
-        let _ = tracer.0.kill();
-        let _ = tracer.0.wait();
-        panic!("bpftrace never got ready:\n{}", errs.join().unwrap());
-    }
-    let root = follower.root();
-    // The ready line comes once bpftrace has attached everything: the
-    // uprobes of the probes the script uses are in the held command.
-    let used = importprobe::tracer::runner::probes_used(source);
-    let watched: Vec<_> = follower.root_probes().iter().filter(|p| used.contains(&p.probe.as_str())).cloned().collect();
-    assert!(attached(root, &watched).unwrap(), "ready but the uprobes are not all in place");
-    std::thread::sleep(importprobe::tracer::runner::SETTLE);
-    follower.go().unwrap();
-    let end = follower.wait().unwrap();
-
-    // Let bpftrace print what is still buffered, then end it (END prints
-    // the trailer).
-    std::thread::sleep(Duration::from_millis(500));
-    let status = interrupt(&mut tracer.0);
-    let out = reader.join().unwrap();
-    let bpftrace_stderr = errs.join().unwrap();
-    assert!(status.success(), "bpftrace failed ({status}):\n{bpftrace_stderr}");
+    let mut req = TraceRequest::new("tree-events", source, Target::Command(argv.to_vec()), bpftrace.clone());
+    req.args = vec![String::new()];
+    req.follow_children = true;
+    req.objects = objects.to_vec();
+    req.deadline = Some(Duration::from_secs(120));
+    let mut out = Vec::new();
+    let outcome = runner::trace(req, &mut out).unwrap_or_else(|e| panic!("tracing the tree: {e}"));
     semaphores::lower(bystander.0.id(), &bystander_raised).unwrap();
     let bystander_pid = bystander.0.id();
     drop(bystander.0.stdin.take());
     bystander.0.wait().unwrap();
 
-    RawRun { out, tree: rx.try_iter().collect(), end, bystander: bystander_pid, bpftrace_stderr, version }
-}
-
-/// Ends bpftrace with SIGINT, as often as needed: bpftrace 0.17 acts on a
-/// SIGINT only if it interrupts its `epoll_wait` or an event follows it
-/// (`poll_perf_events` in v0.17.0's src/bpftrace.cpp), so one that lands
-/// between two waits of an idle trace is lost.
-fn interrupt(tracer: &mut Child) -> std::process::ExitStatus {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        // SAFETY: kill(2) on our own child, not yet reaped.
-        unsafe { libc::kill(tracer.id() as i32, libc::SIGINT) };
-        let sent = Instant::now();
-        while sent.elapsed() < Duration::from_secs(2) {
-            if let Some(status) = tracer.try_wait().unwrap() {
-                return status;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        assert!(Instant::now() < deadline, "bpftrace does not end on SIGINT");
-        eprintln!("bpftrace still running 2 s after SIGINT: sending it again");
+    RawRun {
+        out,
+        processes: outcome.processes.len(),
+        command: outcome.command,
+        problems: outcome.problems,
+        tree: outcome.tree,
+        bystander: bystander_pid,
+        bpftrace_stderr: outcome.stderr.join("\n"),
+        version: bpftrace.version.to_string(),
     }
 }
 
@@ -702,7 +645,7 @@ impl TreeRun {
     /// exec'd Python's first import was seen.
     fn check_common(&self) {
         let context = format!("bpftrace {}; tree {:#?}", self.version, self.tree);
-        assert!(self.end.problems.is_empty(), "{:?}", self.end.problems);
+        assert!(self.problems.is_empty(), "{:?}", self.problems);
         assert!(!self.bpftrace_stderr.contains("Lost"), "{}", self.bpftrace_stderr);
         let tree = self.tree_pids();
         let traced: BTreeSet<u32> = self.events.iter().map(|e| e.pid).collect();
@@ -749,7 +692,7 @@ impl TreeRun {
             self.events.len(),
             per_pid.len(),
             per_pid,
-            self.end.processes,
+            self.processes,
             self.bystander
         );
     }
@@ -794,7 +737,7 @@ fn traces_a_subprocess_from_its_first_import() {
     let child_pid = execs[0].0;
     assert_eq!(run.importers_of("decimal"), BTreeSet::from([child_pid]), "{:?}", run.events.len());
     assert!(run.importers_of("json").contains(&child_pid));
-    assert_eq!(run.end.root_status, Some(ExitState::Code(0)));
+    assert!(run.command.is_some_and(|s| s.success()), "{:?}", run.command);
 }
 
 #[test]

@@ -459,3 +459,49 @@ fn a_program_embedding_libpython_is_traced_from_its_first_import() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("module=nonexistent_mod\n"), "{}", stdout(&out));
 }
+
+#[test]
+fn follow_children_separates_every_process_of_a_python_tree() {
+    if !tracing_python() {
+        return;
+    }
+    let dir = Scratch::new("trace-tree");
+    let app = dir.path("app.py");
+    std::fs::write(
+        &app,
+        "import subprocess, sys, multiprocessing\n\
+         subprocess.run([sys.executable, '-c', 'import json, wave'])\n\
+         def work(x):\n    import fractions\n    return x\n\
+         if __name__ == '__main__':\n    with multiprocessing.get_context('fork').Pool(2) as p:\n        p.map(work, range(4))\n",
+    )
+    .unwrap();
+    let chrome = dir.path("tree.json");
+    let out = Command::new(bin())
+        .args(["trace", "--follow-children", "--format", "chrome", "-o"])
+        .arg(&chrome)
+        .arg("--")
+        .arg(python())
+        .arg(&app)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&chrome).unwrap()).unwrap();
+    let events = v["traceEvents"].as_array().unwrap();
+    let names: Vec<(u64, String)> = events
+        .iter()
+        .filter(|e| e["ph"] == "M" && e["name"] == "process_name")
+        .map(|e| (e["pid"].as_u64().unwrap(), e["args"]["name"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(names.len(), 4, "the script, its subprocess and two pool workers: {names:?}");
+    assert!(names.iter().any(|(_, n)| n.ends_with("-c import json, wave")), "{names:?}");
+    let importers = |module: &str| -> std::collections::BTreeSet<u64> {
+        events
+            .iter()
+            .filter(|e| e["ph"] == "X" && e["args"]["module"] == module)
+            .map(|e| e["pid"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(importers("wave").len(), 1, "wave in the subprocess only");
+    assert!(importers("fractions").len() >= 2, "fractions in both workers: {:?}", importers("fractions"));
+    assert_eq!(importers("multiprocessing.pool").len(), 1, "the pool in the parent only");
+}

@@ -66,3 +66,49 @@ fn failures_and_seeded_random_graphs_traced_match_truth() {
         assert!(truth.events.iter().any(|e| e.found == Some(false)));
     }
 }
+
+/// A simulator that forks workers (one with a grandchild) and one that
+/// fork+execs a chain of itself, traced as a tree with the default
+/// collector: every process, event for event, and each child from its very
+/// first import (the one `importprobe smoke` checks too).
+#[test]
+fn process_trees_traced_with_follow_children_match_truth_per_process() {
+    let Some(bpftrace) = common::bpftrace() else { return };
+    for (args, firsts) in [
+        (&["--workload", "fork"][..], &["encodings", "pool.task", "pool.task", "grandchild_job"][..]),
+        (&["--workload", "spawn", "--count", "3"][..], &["encodings", "encodings", "encodings"][..]),
+    ] {
+        let _serial = common::tracing_lock();
+        let dir = tempfile::tempdir().unwrap();
+        let truth_path = dir.path().join("truth.jsonl");
+        let mut argv: Vec<std::ffi::OsString> = vec![common::bin().into(), "run".into()];
+        argv.extend(args.iter().map(Into::into));
+        argv.extend(["--truth".into(), truth_path.clone().into()]);
+        let target = importprobe::tracer::runner::Target::Command(argv);
+        let mut req = importprobe::tracer::collect::request(target, bpftrace.clone(), 100_000);
+        req.follow_children = true;
+        req.objects = vec![common::bin()];
+        req.deadline = Some(common::DEADLINE);
+        let (seen, outcome) = importprobe::tracer::collect::collect(req).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        assert!(outcome.stderr.is_empty() && outcome.problems.is_empty(), "{outcome:?}");
+        let truth = importprobe::events::truth::read(&truth_path).unwrap();
+        common::check_raw(&format!("{args:?}"), &seen, &truth);
+        // Every process named, with its parent.
+        let named: std::collections::BTreeSet<(u32, Option<u32>)> =
+            seen.processes.iter().map(|p| (p.pid, p.ppid)).collect();
+        for p in &truth.processes {
+            assert!(named.contains(&(p.pid, p.ppid)), "{args:?}: {p:?} not among {named:?}");
+        }
+        let mut first: Vec<(u32, &str)> = Vec::new();
+        for e in &seen.events {
+            if !first.iter().any(|(p, _)| *p == e.pid) {
+                first.push((e.pid, e.module.as_str()));
+            }
+        }
+        let mut got: Vec<&str> = first.iter().map(|(_, m)| *m).collect();
+        got.sort();
+        let mut want = firsts.to_vec();
+        want.sort();
+        assert_eq!(got, want, "{args:?}: each process's first traced import");
+    }
+}

@@ -7,7 +7,7 @@ use crate::events::compare::{self, ThreadDiff};
 use crate::events::forest::Forest;
 use crate::events::tamper::Tamper;
 use crate::events::tolerance::{self, Judge, PairFacts, Tolerance};
-use crate::events::{capture, Recording};
+use crate::events::{capture, truth, Recording};
 use crate::tracer::bpftrace::Bpftrace;
 use crate::tracer::scripts;
 use crate::tracer::simulated::{self, SimulatedRun};
@@ -200,6 +200,82 @@ fn nesting_check(prefix: &str, seen: &Recording) -> Check {
             details.push(format!("{stamps_back} event(s) stamped before the previous event of their thread"));
         }
         Check::fail(name, format!("{} nesting problem(s) in the traced events", details.len())).with_details(details)
+    }
+}
+
+/// The workload of the process-tree check: the simulator fork+execs itself
+/// two levels deep, every process first importing `encodings`.
+pub const TREE_WORKLOAD: &[&str] = &["--workload", "spawn", "--count", "3"];
+
+/// A simulator that fork+execs children, traced with `--follow-children`
+/// and the default collector: every process of its ground truth is traced,
+/// each from its very first import, event for event.
+pub fn children_check(opts: &LiveOptions) -> Check {
+    let t = Instant::now();
+    let name = "live/children";
+    let dir = match tempfile::Builder::new().prefix("importprobe-smoke-tree-").tempdir() {
+        Ok(d) => d,
+        Err(e) => return Check::impossible(name, format!("cannot create a temporary directory: {e}"), "set TMPDIR"),
+    };
+    let truth_path = dir.path().join("truth.jsonl");
+    let mut argv: Vec<std::ffi::OsString> = vec![opts.exe.clone().into(), "run".into()];
+    argv.extend(TREE_WORKLOAD.iter().map(Into::into));
+    argv.extend(["--truth".into(), truth_path.clone().into()]);
+    let mut req = crate::tracer::collect::request(
+        crate::tracer::runner::Target::Command(argv),
+        opts.bpftrace.clone(),
+        crate::tracer::collect::DEFAULT_MAX_IMPORTS,
+    );
+    req.follow_children = true;
+    req.objects = vec![opts.exe.clone()];
+    req.deadline = Some(opts.timeout);
+    let check = match crate::tracer::collect::collect(req) {
+        Err(e) => Check::fail(name, format!("cannot trace the process tree: {e}")).with_details(e.stderr().to_vec()),
+        Ok((seen, outcome)) => match truth::read(&truth_path) {
+            Err(e) => Check::fail(name, format!("the simulator wrote no ground truth: {e:#}")),
+            Ok(truth) => judge_tree(name, &truth, &seen, &outcome.problems),
+        },
+    };
+    check.timed(t)
+}
+
+fn judge_tree(name: &str, truth: &Recording, seen: &Recording, problems: &[String]) -> Check {
+    let first = |r: &Recording| {
+        let mut m: std::collections::BTreeMap<u32, String> = Default::default();
+        for e in &r.events {
+            m.entry(e.pid).or_insert_with(|| e.display_name());
+        }
+        m
+    };
+    let (want, got) = (first(truth), first(seen));
+    let diffs = compare::compare(&truth.events, &seen.events);
+    let differing: Vec<&ThreadDiff> = diffs.iter().filter(|d| !d.is_clean()).collect();
+    let mut details: Vec<String> = problems.to_vec();
+    for (pid, m) in &want {
+        match got.get(pid) {
+            Some(g) if g == m => {}
+            Some(g) => details.push(format!("pid {pid}: first traced import {g}, expected {m}")),
+            None => details.push(format!("pid {pid}: not traced at all (its first import is {m})")),
+        }
+    }
+    for d in &differing {
+        details.push(format!("thread {}: {} missing, {} extra events", d.tid, d.missing(), d.extra()));
+        details.extend(d.first_difference());
+    }
+    if details.is_empty() {
+        Check::pass(
+            name,
+            format!(
+                "`importprobe run {}` traced with --follow-children: all {} processes from their first import ({}), {} events, none missing or extra",
+                TREE_WORKLOAD.join(" "),
+                want.len(),
+                want.values().next().map_or("-", String::as_str),
+                truth.events.len()
+            ),
+        )
+    } else {
+        Check::fail(name, format!("the process tree was not traced exactly ({} problem(s))", details.len()))
+            .with_details(details)
     }
 }
 

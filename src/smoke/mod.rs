@@ -62,6 +62,16 @@ pub fn run(opts: &Options) -> Vec<Check> {
     }
     let live_traced = !checks.iter().any(|c| c.group() == "live" && c.status == Status::Impossible);
     match ready {
+        Some(b) if live_traced => checks.push(live::children_check(&live::LiveOptions {
+            exe: opts.exe.clone(),
+            bpftrace: b.clone(),
+            timeout: opts.timeout,
+            tamper: None,
+            tolerance: opts.tolerance,
+        })),
+        _ => checks.push(Check::skipped("live/children", "the simulator could not be traced")),
+    }
+    match ready {
         Some(b) if live_traced => checks.extend(scripts::checks(&opts.exe, b, opts.timeout)),
         Some(_) => checks.push(Check::skipped("scripts", "bpftrace could not trace the simulator")),
         None => checks.push(Check::skipped("scripts", why)),

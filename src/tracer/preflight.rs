@@ -301,11 +301,7 @@ pub fn probe_objects(target: &super::runner::Target, binaries: &[PathBuf]) -> Ve
             }
         }
         super::runner::Target::Pid(pid) => out.extend(
-            mapped_objects(*pid)
-                .unwrap_or_default()
-                .iter()
-                .map(|o| in_root(*pid, o))
-                .filter(|o| has_import_probes(o)),
+            mapped_objects(*pid).unwrap_or_default().iter().map(|o| in_root(*pid, o)).filter(|o| has_import_probes(o)),
         ),
     }
     out.dedup();

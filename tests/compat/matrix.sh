@@ -26,7 +26,7 @@ CHROOT_RECIPE=1
 # environment, and the variables they get. @python@ and @dtrace@ are replaced
 # by the environment's interpreter and DTrace; TEST_DTRACE_ENV is added only in
 # environments that have dtrace.
-TEST_EXECUTABLES=(scripts trace_cli smoke_cli tracing_simulator)
+TEST_EXECUTABLES=(scripts trace_cli smoke_cli tracing_simulator follow)
 TEST_ARGS=()
 TEST_ENV=(IMPORTPROBE_REQUIRE_TRACING=1 IMPORTPROBE_PYTHON=@python@)
 TEST_DTRACE_ENV=(IMPORTPROBE_DTRACE=@dtrace@ IMPORTPROBE_REQUIRE_DTRACE=1)

@@ -140,6 +140,8 @@ pub struct TraceOutcome {
     /// With `follow_children`: what the follower could not do (a process it
     /// could not follow, semaphores it could not raise), one line each.
     pub problems: Vec<String>,
+    /// With `follow_children`: everything the follower saw, in order.
+    pub tree: Vec<super::follow::FollowEvent>,
 }
 
 /// Why tracing failed.

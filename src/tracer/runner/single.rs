@@ -160,6 +160,7 @@ pub(super) fn trace(req: TraceRequest, out: &mut (dyn Write + Send)) -> Result<T
             stderr,
             processes: Vec::new(),
             problems: Vec::new(),
+            tree: Vec::new(),
         })
     })
 }
@@ -263,4 +264,3 @@ fn wait_attached(
         std::thread::sleep(Duration::from_millis(1));
     }
 }
-

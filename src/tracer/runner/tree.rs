@@ -159,6 +159,7 @@ pub(super) fn trace(req: TraceRequest, out: &mut (dyn Write + Send)) -> Result<T
             stderr,
             processes: tree.processes,
             problems: tree.problems,
+            tree: tree.events,
         })
     })
 }
@@ -177,6 +178,7 @@ fn exit_status(state: ExitState) -> Option<ExitStatus> {
 /// What the follower told about the tree.
 struct Tree<'a> {
     objects: &'a [std::path::PathBuf],
+    events: Vec<FollowEvent>,
     processes: Vec<ProcessInfo>,
     index: HashMap<u32, usize>,
     problems: Vec<String>,
@@ -185,11 +187,19 @@ struct Tree<'a> {
 
 impl<'a> Tree<'a> {
     fn new(objects: &'a [std::path::PathBuf]) -> Self {
-        Tree { objects, processes: Vec::new(), index: HashMap::new(), problems: Vec::new(), all_exited: false }
+        Tree {
+            objects,
+            events: Vec::new(),
+            processes: Vec::new(),
+            index: HashMap::new(),
+            problems: Vec::new(),
+            all_exited: false,
+        }
     }
 
     fn absorb(&mut self, events: impl Iterator<Item = FollowEvent>) {
         for e in events {
+            self.events.push(e.clone());
             match e {
                 FollowEvent::Joined { pid, parent, argv, semaphores, .. } => {
                     self.add(pid, parent, command(&argv));
