@@ -55,6 +55,12 @@
  * importprobe gives bpftrace, so both twins cut at the same byte. -o
  * appends to FILE.
  *
+ * NOTE: the exact length comes from strlen(). On DTrace 2.0.7 strlen() can
+ * make later associative-array lookups miss (see import-tree.d); this
+ * script keeps no associative arrays (only thread-local scalars and
+ * aggregations, with unique keys), and its output matched the simulator's
+ * ground truth event for event.
+ *
  * EXAMPLE (real output, simulator workload refpkg):
  *   # importprobe-capture v1
  *   @s[1403, 2011740123416]: (1403, 0, 5, pkg.a)
