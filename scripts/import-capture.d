@@ -33,6 +33,11 @@
  * allocated in full). When a hash is full, dtrace(8) prints
  * `dtrace: N aggregation drops on CPU C` on stderr at the end, and those
  * events are missing from the capture (the rest is printed).
+ * Measured per import pair (simulator `flat --count 10000 --scale 0`, 2-core
+ * VM, dtrace -c, 6 runs each, medians; untraced 0.6 us): this script
+ * 3.6 us (5 of 6 runs 3.55-3.82); the same without the exact length (no
+ * strlen, no copyin) 3.4 us (4 of 6 runs 3.29-3.55); the count-only floor
+ * (both probes, one count()) 2.0 us (4 of 6 runs 1.92-2.14).
  *
  * USAGE, Linux (Oracle DTrace 2.0.7, e.g. Debian's `dtrace` package), root.
  * $1 (the probed object of the bpftrace twin) may be given and is ignored:
@@ -55,11 +60,12 @@
  * importprobe gives bpftrace, so both twins cut at the same byte. -o
  * appends to FILE.
  *
- * NOTE: the exact length comes from strlen(). On DTrace 2.0.7 strlen() can
- * make later associative-array lookups miss (see import-tree.d); this
- * script keeps no associative arrays (only thread-local scalars and
- * aggregations, with unique keys), and its output matched the simulator's
- * ground truth event for event.
+ * NOTE: the exact length comes from strlen(). On DTrace 2.0.7 strlen()
+ * leaves the string in the zero block later tuple keys are cleared with,
+ * so associative-array lookups can miss (see import-tree.d). This script
+ * keeps no associative arrays (only thread-local scalars and
+ * aggregations whose keys are unique per event); its output matched the
+ * simulator's ground truth event for event.
  *
  * EXAMPLE (real output, simulator workload refpkg):
  *   # importprobe-capture v1

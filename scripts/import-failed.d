@@ -21,6 +21,9 @@
  * (thread, depth) in thread-local associative arrays (the default 1 MB
  * dynvarsize held a 2,000-deep chain; deeper: -x dynvarsize=32m, or dtrace
  * reports `dynamic variable drops`).
+ * Measured per import pair (simulator `flat --count 10000 --scale 0`, 2-core
+ * VM, dtrace -c, 4-6 runs; untraced 0.6 us): 5.4-8.0 us
+ * (no failures: the cost of keeping the names).
  *
  * USAGE, Linux (Oracle DTrace 2.0.7, e.g. Debian's `dtrace` package), root.
  * $1 (the probed object of the bpftrace twin) may be given and is ignored:

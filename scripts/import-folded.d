@@ -26,6 +26,9 @@
  * us; import-tree.d: 10-25 us). Per import: start time, child-time sum,
  * name (copyinstr) and N per (thread, depth) in thread-local associative
  * arrays (the default 1 MB dynvarsize held a 2,000-deep chain).
+ * Measured per import pair (simulator `flat --count 10000 --scale 0`, 2-core
+ * VM, dtrace -c, 4-6 runs; untraced 0.6 us): 14.6-28 us
+ * (one-frame lines).
  *
  * USAGE, Linux (Oracle DTrace 2.0.7, e.g. Debian's `dtrace` package), root.
  * $1 (the probed object of the bpftrace twin) may be given and is ignored:

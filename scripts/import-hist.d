@@ -15,6 +15,8 @@
  * COST: aggregating, printed at END: per import a start time per (thread,
  * depth) in a thread-local associative array and one histogram update; no
  * strings are read.
+ * Measured per import pair (simulator `flat --count 10000 --scale 0`, 2-core
+ * VM, dtrace -c, 4-6 runs; untraced 0.6 us): 3.3-4.5 us.
  *
  * USAGE, Linux (Oracle DTrace 2.0.7, e.g. Debian's `dtrace` package), root.
  * $1 (the probed object of the bpftrace twin) may be given and is ignored:

@@ -23,6 +23,8 @@
  * hash of the CPU its done fired on: the default aggsize of 4 MB per CPU
  * holds about 15,000 imports per CPU; when full, dtrace(8) prints
  * `dtrace: N aggregation drops on CPU C` (add -x aggsize=16m).
+ * Measured per import pair (simulator `flat --count 10000 --scale 0`, 2-core
+ * VM, dtrace -c, 4-6 runs; untraced 0.6 us): 5.2-6.9 us.
  *
  * USAGE, Linux (Oracle DTrace 2.0.7, e.g. Debian's `dtrace` package), root.
  * $1 (the probed object of the bpftrace twin) may be given and is ignored:
