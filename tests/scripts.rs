@@ -27,6 +27,16 @@ const WORKLOADS: &[&[&str]] = &[
     &["--workload", "long-name"],
 ];
 
+/// The workloads a script is checked on under a tracer: all of them under
+/// bpftrace; under DTrace, whose every run costs seconds of compilation,
+/// the ones that cover what the twins must get right (threads, failures,
+/// cycles and a nested parent in the demo; depth beyond 31 in deep), plus
+/// a test's own extras.
+fn workloads<'a>(t: &Tracer, all: &[&'a [&'a str]], extra: &[&'a [&'a str]]) -> Vec<&'a [&'a str]> {
+    let keep = |w: &&&[&str]| !t.is_dtrace() || matches!(w.get(1), Some(&"demo") | Some(&"deep"));
+    all.iter().filter(keep).chain(extra.iter()).copied().collect()
+}
+
 fn name_of(w: &[&str]) -> String {
     w.join(" ").replace("--workload ", "")
 }
@@ -66,7 +76,7 @@ fn assert_name(what: &str, shown: &str, state: NameState, p: &Pair) {
 #[test]
 fn import_events_and_import_capture_match_the_truth_event_for_event() {
     for t in tracers() {
-        for w in WORKLOADS.iter().copied().chain([&["--workload", "odd-names"][..]]) {
+        for w in workloads(&t, WORKLOADS, &[&["--workload", "odd-names"]]) {
             let what = format!("import-events on {} under {}", name_of(w), t.label());
             let tr = trace_sim(&t, "import-events", w, &[], None);
             tr.assert_quiet(&what);
@@ -190,7 +200,7 @@ fn check_tree_against(what: &str, tree: &[TreeLine], truth: &[Pair]) {
 #[test]
 fn import_tree_matches_truth() {
     for t in tracers() {
-        for w in WORKLOADS {
+        for w in workloads(&t, WORKLOADS, &[]) {
             let what = format!("import-tree on {} under {}", name_of(w), t.label());
             with_timing_retry(&what, || {
                 let tr = trace_sim(&t, "import-tree", w, &[], None);
@@ -239,7 +249,7 @@ fn parse_latency(out: &str) -> Vec<(String, [u64; 6], u64)> {
 #[test]
 fn import_latency_matches_truth() {
     for t in tracers() {
-        for w in WORKLOADS {
+        for w in workloads(&t, WORKLOADS, &[]) {
             let what = format!("import-latency on {} under {}", name_of(w), t.label());
             with_timing_retry(&what, || {
                 let tr = trace_sim(&t, "import-latency", w, &[], None);
@@ -330,7 +340,7 @@ fn check_slowest(
 #[test]
 fn import_slowest_matches_truth() {
     for t in tracers() {
-        for w in WORKLOADS {
+        for w in workloads(&t, WORKLOADS, &[]) {
             for (params, n) in [(&[][..], 10), (&["3"][..], 3)] {
                 let what = format!("import-slowest {params:?} on {} under {}", name_of(w), t.label());
                 with_timing_retry(&what, || {
@@ -404,7 +414,7 @@ fn parse_failed(out: &str) -> Vec<Failure> {
 #[test]
 fn import_failed_matches_truth() {
     for t in tracers() {
-        for w in WORKLOADS.iter().chain(&[&["--workload", "refpkg"][..]]) {
+        for w in workloads(&t, WORKLOADS, &[&["--workload", "refpkg"]]) {
             let what = format!("import-failed on {} under {}", name_of(w), t.label());
             with_timing_retry(&what, || {
                 let tr = trace_sim(&t, "import-failed", w, &[], None);
@@ -503,7 +513,7 @@ fn parse_hist(out: &str) -> HashMap<&'static str, Buckets> {
 #[test]
 fn import_hist_matches_truth() {
     for t in tracers() {
-        for w in WORKLOADS.iter().chain(&[&["--workload", "refpkg"][..]]) {
+        for w in workloads(&t, WORKLOADS, &[&["--workload", "refpkg"]]) {
             let what = format!("import-hist on {} under {}", name_of(w), t.label());
             let tr = trace_sim(&t, "import-hist", w, &[], None);
             tr.assert_quiet(&what);
@@ -564,7 +574,7 @@ const SINGLE_THREADED: &[&[&str]] = &[
 #[test]
 fn import_folded_matches_truth() {
     for t in tracers() {
-        for w in SINGLE_THREADED {
+        for w in workloads(&t, SINGLE_THREADED, &[]) {
             let what = format!("import-folded on {} under {}", name_of(w), t.label());
             with_timing_retry(&what, || {
                 let tr = trace_sim(&t, "import-folded", w, &[], None);

@@ -45,26 +45,42 @@ pub struct DtraceRun {
     pub timed_out: bool,
 }
 
-/// Runs `script` (with its `$1`... `args`) with `dtrace -q -s` on `argv`
-/// (joined by spaces: dtrace splits `-c` on white space, so no argument may
-/// contain any).
+/// What dtrace traces.
+#[derive(Debug, Clone)]
+pub enum DtraceTarget<'a> {
+    /// `-c`: a command dtrace starts (joined by spaces: dtrace splits it
+    /// on white space, so no argument may contain any).
+    Command(&'a [OsString]),
+    /// `-p`: a running process. DTrace 2.0.7's `-c` can hang on a
+    /// multi-threaded target (seen in 2 of 20 runs of the simulator's demo,
+    /// a thread left in ptrace-stop); `-p` on a simulator waiting for its
+    /// tracer did not, in 15 runs.
+    Pid(u32),
+}
+
+/// Runs `script` (with its `$1`... `args`) with `dtrace -q -s` on a target.
 pub fn run(
     dtrace: &Dtrace,
     script: &Path,
-    argv: &[OsString],
+    target: DtraceTarget,
     args: &[String],
     deadline: Duration,
 ) -> std::io::Result<DtraceRun> {
-    if let Some(bad) = argv.iter().find(|a| a.to_string_lossy().contains(char::is_whitespace)) {
-        return Err(std::io::Error::other(format!("dtrace -c cannot pass {bad:?}: it holds white space")));
-    }
-    let command = argv.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ");
+    let how: [OsString; 2] = match target {
+        DtraceTarget::Command(argv) => {
+            if let Some(bad) = argv.iter().find(|a| a.to_string_lossy().contains(char::is_whitespace)) {
+                return Err(std::io::Error::other(format!("dtrace -c cannot pass {bad:?}: it holds white space")));
+            }
+            let command = argv.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ");
+            ["-c".into(), command.into()]
+        }
+        DtraceTarget::Pid(pid) => ["-p".into(), pid.to_string().into()],
+    };
     let dir = tempfile::tempdir()?;
     let (out_path, err_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
     let mut child = Command::new(&dtrace.path)
         .arg("-q")
-        .arg("-c")
-        .arg(&command)
+        .args(how)
         .arg("-s")
         .arg(script)
         .args(args)

@@ -13,7 +13,7 @@ use importprobe::events::forest::{Forest, ImportState};
 use importprobe::events::tolerance::{Judge, PairFacts, Tolerance};
 use importprobe::events::{EventKind, ImportEvent, NameState, Recording};
 use importprobe::tracer::bpftrace::Bpftrace;
-use importprobe::tracer::dtrace::{self, Dtrace};
+use importprobe::tracer::dtrace::{self, Dtrace, DtraceTarget};
 use importprobe::tracer::runner::{self, Target, TraceRequest};
 use importprobe::tracer::scripts;
 use importprobe::tracer::simulated::{self, SimulatedRun};
@@ -142,16 +142,33 @@ pub fn trace_sim(t: &Tracer, script: &str, run_args: &[&str], params: &[&str], s
             (traced.output, traced.outcome.stderr, traced.truth)
         }
         Tracer::Dtrace(d) => {
+            // The simulator waits for the tracer; dtrace attaches with -p
+            // (see DtraceTarget::Pid for why not -c).
             let dir = tempfile::tempdir().unwrap();
             let truth = dir.path().join("truth.jsonl");
-            let mut argv: Vec<OsString> = vec![super::bin().into(), "run".into()];
-            argv.extend(run_args.iter().map(OsString::from));
-            argv.extend(["--truth".into(), truth.clone().into()]);
-            let run = dtrace::run(d, &t.script_file(script), &argv, &params, DEADLINE)
+            let mut sim = std::process::Command::new(super::bin())
+                .arg("run")
+                .args(run_args)
+                .args(["--wait-for-tracer=60", "--truth"])
+                .arg(&truth)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut err = std::io::BufReader::new(sim.stderr.take().unwrap());
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut err, &mut line).unwrap();
+            assert!(line.contains("waiting"), "the simulator did not wait for a tracer: {line}");
+            let drain = std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+            // The twins take the bpftrace scripts' positional parameters ($1 is ignored).
+            let args = scripts::find(script).expect("bundled").positional_args(None, &params);
+            let run = dtrace::run(d, &t.script_file(script), DtraceTarget::Pid(sim.id()), &args, DEADLINE)
                 .unwrap_or_else(|e| panic!("dtrace {script}: {e}"));
+            let sim_status = sim.wait().unwrap();
+            let _ = drain.join();
             assert!(
-                run.status.success() && !run.timed_out,
-                "dtrace {script} on {run_args:?}: {}\n{}",
+                run.status.success() && !run.timed_out && sim_status.success(),
+                "dtrace {script} on {run_args:?}: {} (simulator {sim_status})\n{}",
                 run.status,
                 run.stderr
             );
@@ -201,7 +218,7 @@ pub fn trace_python(t: &Tracer, script: &str, argv: &[OsString]) -> PythonTrace 
             }
         }
         Tracer::Dtrace(d) => {
-            let run = dtrace::run(d, &t.script_file(script), argv, &[], DEADLINE).unwrap();
+            let run = dtrace::run(d, &t.script_file(script), DtraceTarget::Command(argv), &[], DEADLINE).unwrap();
             assert!(
                 run.status.success() && !run.timed_out,
                 "dtrace {script} on {argv:?}: {}\n{}",
