@@ -40,6 +40,9 @@
  *                exiting, prints the tree)
  *                (the simulator waits for it with
  *                `importprobe run --workload demo --wait-for-tracer`, which prints its pid)
+ * DTrace 2.0.7's -c now and then hangs on a threaded command (a new thread
+ * left in ptrace stop; about 1 run in 10 of a threaded Python program):
+ * kill dtrace and its command and run again, or attach with -p.
  * If every script fails with `"/usr/lib/x86_64-linux-gnu/dtrace/6.10/io.d",
  * line 134: failed to resolve vmlinux`major_names: Unknown symbol name`,
  * move that library file aside (`mv io.d io.d.disabled` in each version

@@ -266,10 +266,22 @@ fn ctrl_c_prints_the_report_so_far_and_leaves_the_target_running() {
     // however slow a loaded machine is; killed below.
     let mut sim = Command::new(bin())
         .args(["run", "--workload", "flat", "--count", "300000", "--scale", "10", "--wait-for-tracer=60"])
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let pid = sim.id();
+    // Building 300000 modules takes a while; the simulator says "waiting"
+    // once it has, and imports as soon as it also sees the tracer.
+    let (loaded_tx, loaded) = std::sync::mpsc::channel();
+    let sim_err = sim.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(sim_err).lines().map_while(Result::ok) {
+            if line.contains("waiting up to") {
+                let _ = loaded_tx.send(());
+            }
+        }
+    });
     let mut trace = Command::new(bin())
         .args(["trace", "--script-file"])
         .arg(&script)
@@ -289,6 +301,7 @@ fn ctrl_c_prints_the_report_so_far_and_leaves_the_target_running() {
         assert!(Instant::now() < deadline, "bpftrace never attached");
         std::thread::sleep(Duration::from_millis(10));
     }
+    loaded.recv_timeout(Duration::from_secs(60)).expect("the simulator never finished loading its workload");
     // The simulator starts importing once it sees the tracer; let it run a while.
     std::thread::sleep(Duration::from_millis(500));
     unsafe { libc::kill(trace.id() as i32, libc::SIGINT) };

@@ -220,9 +220,10 @@ pub fn trace_python(t: &Tracer, script: &str, argv: &[OsString]) -> PythonTrace 
         Tracer::Dtrace(d) => {
             let run = dtrace::run(d, &t.script_file(script), DtraceTarget::Command(argv), &[], DEADLINE).unwrap();
             assert!(
-                run.status.success() && !run.timed_out,
-                "dtrace {script} on {argv:?}: {}\n{}",
+                run.status.success() && !run.timed_out && !run.hung,
+                "dtrace {script} on {argv:?}: {} (left hanging by dtrace -c {} times)\n{}",
                 run.status,
+                run.hangs + u32::from(run.hung),
                 run.stderr
             );
             // dtrace -c hands the command its own stderr: the importtime

@@ -50,6 +50,10 @@ TIMEOUT_DEBOOTSTRAP=1200
 TIMEOUT_TEST_EXECUTABLE=900
 TIMEOUT_SMOKE=300
 TIMEOUT_TRACE=180
+# One `dtrace -c` run of the app (5-10 s here); longer is DTrace's -c hang,
+# retried up to DTRACE_HANG_ATTEMPTS runs in all.
+TIMEOUT_DTRACE_RUN=60
+DTRACE_HANG_ATTEMPTS=3
 
 # Kernel file systems bind-mounted into a chroot, in this order (sources on
 # the host must be mounted: tests/setup-host.sh mounts tracefs and debugfs).
