@@ -164,32 +164,12 @@ mod tests {
 
     #[test]
     fn finds_pythons_probes_unattached() {
-        let python = "/usr/bin/python3.11";
-        if !Path::new(python).exists() {
-            eprintln!("SKIP: {python} is not installed");
-            return;
-        }
-        let mut child = std::process::Command::new(python)
-            .args(["-S", "-c", "import sys; sys.stdin.read()"])
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let pid = child.id();
-        // Wait until the interpreter is mapped (exec done).
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        let probes = loop {
-            let p = import_probes_in(pid, &IMPORT_PROBES).unwrap();
-            if p.len() == 2 || std::time::Instant::now() > deadline {
-                break p;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        };
+        let Some(python) = crate::testing::IdlePython::start() else { return };
+        let probes = &python.probes;
         assert_eq!(probes.len(), 2, "{probes:?}");
         assert!(probes.iter().all(|p| p.semaphore.is_some() && !p.sites.is_empty()), "{probes:?}");
-        assert!(probes.iter().all(|p| p.object == Path::new(python)), "{probes:?}");
+        assert!(probes.iter().all(|p| p.object == python.path), "{probes:?}");
         // Nobody traces it: semaphores are 0, sites are not int3.
-        assert!(!attached(pid, &probes).unwrap());
-        drop(child.stdin.take());
-        child.wait().unwrap();
+        assert!(!attached(python.pid(), probes).unwrap());
     }
 }

@@ -186,7 +186,7 @@ pub fn values(pid: u32, probes: &[ProbeInProcess]) -> Result<Vec<Option<u16>>, S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tracer::process::{import_probes_in, IMPORT_PROBES};
+    use crate::tracer::process::IMPORT_PROBES;
 
     /// A probe whose "semaphore" is a counter in this very process.
     fn probe_at(address: u64) -> ProbeInProcess {
@@ -233,32 +233,13 @@ mod tests {
 
     #[test]
     fn raises_pythons_own_semaphores() {
-        let python = "/usr/bin/python3.11";
-        if !Path::new(python).exists() {
-            eprintln!("SKIP: {python} is not installed");
-            return;
-        }
-        let mut child = std::process::Command::new(python)
-            .args(["-S", "-c", "import sys; sys.stdin.read()"])
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let pid = child.id();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        let probes = loop {
-            let p = import_probes_in(pid, &IMPORT_PROBES).unwrap();
-            if p.len() == 2 || std::time::Instant::now() > deadline {
-                break p;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        };
-        assert_eq!(values(pid, &probes).unwrap(), [Some(0), Some(0)]);
-        let raised = raise(pid, &probes).unwrap();
-        assert_eq!(values(pid, &probes).unwrap(), [Some(1), Some(1)]);
-        assert_eq!(raised.objects(), [Path::new(python)]);
+        let Some(python) = crate::testing::IdlePython::start() else { return };
+        let (pid, probes) = (python.pid(), &python.probes);
+        assert_eq!(values(pid, probes).unwrap(), [Some(0), Some(0)]);
+        let raised = raise(pid, probes).unwrap();
+        assert_eq!(values(pid, probes).unwrap(), [Some(1), Some(1)]);
+        assert_eq!(raised.objects(), [python.path.as_path()]);
         lower(pid, &raised).unwrap();
-        assert_eq!(values(pid, &probes).unwrap(), [Some(0), Some(0)]);
-        drop(child.stdin.take());
-        child.wait().unwrap();
+        assert_eq!(values(pid, probes).unwrap(), [Some(0), Some(0)]);
     }
 }

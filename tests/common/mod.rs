@@ -16,17 +16,10 @@ use std::process::Output;
 
 /// Debian 12's CPython 3.11, built with the probes: the ELF tests check
 /// its notes byte for byte (`readelf -n`).
-pub const PYTHON: &str = "/usr/bin/python3.11";
+pub const PYTHON: &str = importprobe::testing::DEFAULT_PYTHON;
 pub const LIBPYTHON: &str = "/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0";
 
-/// The CPython with probes the tracing tests run: `IMPORTPROBE_PYTHON`
-/// (the compatibility matrix sets python3.13 / python3.14 in its chroots),
-/// else Debian 12's python3.11.
-pub fn python() -> PathBuf {
-    std::env::var_os("IMPORTPROBE_PYTHON")
-        .filter(|p| !p.is_empty())
-        .map_or_else(|| PathBuf::from(PYTHON), PathBuf::from)
-}
+pub use importprobe::testing::python;
 
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_importprobe"))
