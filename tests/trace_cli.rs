@@ -248,6 +248,22 @@ fn traces_a_running_process_by_pid() {
     assert_eq!(json_lines(&records), truth_lines(&truth));
 }
 
+/// bpftrace's own default (4096 keys) would drop imports beyond it, and
+/// before 0.24 without a word: `--max-imports` sizes a script's maps too.
+#[test]
+fn a_bundled_script_keeps_more_imports_than_bpftraces_default_map_size() {
+    if !can_trace() {
+        return;
+    }
+    let (pid, waiter) = simulator(&["--workload", "flat", "--count", "5000", "--scale", "0", "--wait-for-tracer=60"]);
+    let pid = pid.to_string();
+    let out = Command::new(bin()).args(["trace", "--script", "import-latency", "--pid", &pid]).output().unwrap();
+    assert!(waiter.join().unwrap().success());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows = stdout(&out).lines().filter(|l| l.starts_with("@import_cumulative_us[")).count();
+    assert_eq!(rows, 5000, "one row per import\n{}", stderr(&out));
+    assert!(!stderr(&out).contains("dropped"), "{}", stderr(&out));
+}
 #[test]
 fn ctrl_c_prints_the_report_so_far_and_leaves_the_target_running() {
     if !can_trace() {

@@ -63,8 +63,9 @@ pub struct TraceArgs {
     /// for `importprobe report` later.
     #[arg(long, value_name = "FILE")]
     pub save_events: Option<PathBuf>,
-    /// How many imports the kernel maps can hold; more are reported as
-    /// dropped, never silently lost.
+    /// How many imports the kernel maps can hold, for the collection and
+    /// for a bundled script; the collection reports more as dropped (a
+    /// script only on bpftrace 0.24+, older ones drop them silently).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_IMPORTS)]
     pub max_imports: usize,
     /// The object carrying the probes, when importprobe does not find it by
@@ -134,6 +135,9 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
     } else {
         let mut req = TraceRequest::new(script_name, source, target, bpftrace);
         req.args = script_args;
+        // Scripts keep one map entry per import too: bpftrace's default of
+        // 4096 keys would drop the rest (silently before 0.24).
+        req.max_map_keys = Some(args.max_imports);
         req
     };
     req.echo_stderr = true;

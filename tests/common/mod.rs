@@ -6,6 +6,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod elf;
+pub mod outputs;
 pub mod tracing;
 
 pub use self::elf::*;

@@ -217,6 +217,26 @@ step_smoke() {
     fi
 }
 
+# Step e: the benchmarks that depend on the tracer and the interpreter
+# (tests/bench/run.sh scripts loss cpython), in mode IMPORTPROBE_BENCH: quick (default:
+# they only have to run), full (the figures of BENCHMARKS.md) or off;
+# IMPORTPROBE_BENCH_ONLY=1 runs this step alone.
+step_bench() {
+    local start log=$LOGS/bench.log rc=0 mode=${IMPORTPROBE_BENCH:-quick} quick=()
+    [[ $mode == off ]] && return
+    [[ $mode == quick ]] && quick=(--quick)
+    start=$(now_ms)
+    say "$ENV: bench ($mode): tests/bench/run.sh scripts loss cpython"
+    env_command "$CHECKOUT" -- bash tests/bench/run.sh "${quick[@]}" --bin "$BIN" --python "$PYTHON" scripts loss cpython
+    run_bounded "$TIMEOUT_BENCH" "$log" "$log" "${CMD[@]}" || rc=$?
+    sed 's/^/    | /' "$log"
+    if [[ $rc -eq 0 ]]; then
+        record "$ENV" "bench ($mode)" PASS "$start" "tables in $LOGS/bench.log"
+    else
+        record "$ENV" "bench ($mode)" FAIL "$start" "$(describe_status "$rc"); log: $log"
+    fi
+}
+
 # Copies tests/compat/app (the traced program) into a fresh directory under
 # the environment's /tmp (each run starts without bytecode caches); sets APP
 # to its path inside the environment.
@@ -352,12 +372,17 @@ main() {
         mount_chroot || return 1
     fi
     show_versions
+    if [[ ${IMPORTPROBE_BENCH_ONLY:-0} == 1 ]]; then
+        step_bench
+        return
+    fi
     step_tests
     step_smoke
     step_traces
     if env_has_tracer "$ENV" dtrace; then
         step_dtrace
     fi
+    step_bench
 }
 
 main

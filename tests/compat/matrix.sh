@@ -48,6 +48,7 @@ ALLOWED_STDERR=(
 # Deadlines in seconds.
 TIMEOUT_DEBOOTSTRAP=1200
 TIMEOUT_TEST_EXECUTABLE=900
+TIMEOUT_BENCH=3600
 TIMEOUT_SMOKE=300
 TIMEOUT_TRACE=180
 # One `dtrace -c` run of the app (5-10 s here); longer is DTrace's -c hang,

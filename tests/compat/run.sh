@@ -10,8 +10,9 @@
 # chroot is built. Chroots live in $IMPORTPROBE_COMPAT_DIR (default
 # /var/lib/importprobe/compat), outside the checkout, and are reused while
 # their stamp matches matrix.sh; logs go to $IMPORTPROBE_COMPAT_OUT (default
-# target/compat). Exit status: 0 everything passed, 1 something failed, 2 the
-# run could not start.
+# target/compat). IMPORTPROBE_BENCH=quick|full|off: the benchmark step's
+# mode (quick); IMPORTPROBE_BENCH_ONLY=1: only that step. Exit status: 0
+# everything passed, 1 something failed, 2 the run could not start.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -35,7 +36,7 @@ declare -A BUILD_FAILED=()
 
 # Prints the usage.
 usage() {
-    sed -n '2,14s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+    sed -n '2,15s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
     printf '\nEnvironments:\n'
     list_envs
 }
