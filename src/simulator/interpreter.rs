@@ -288,7 +288,7 @@ impl<'w> ThreadRun<'w> {
 
     fn find_and_exec(&mut self, m: ModId) -> Option<Outcome> {
         let module = self.w.module(m);
-        spend(module.find);
+        spend(module.find());
         if module.missing {
             return Some(Err(Failure::NotFound));
         }
@@ -297,7 +297,7 @@ impl<'w> ThreadRun<'w> {
             module: Some(m),
             stmts: self.w.body(m),
             timing: match self.w.body_slices(m) {
-                [] => Timing::Even(module.exec),
+                [] => Timing::Even(module.exec()),
                 slices => Timing::Slices(slices),
             },
             next: 0,
