@@ -251,8 +251,9 @@ fn exec_template(args: &RunArgs) -> Option<ExecTemplate> {
 
 /// `importprobe run`.
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let loading = Instant::now();
     let w = load_workload(&args)?;
-    tracing::info!(workload = %w.name, modules = w.module_count(), "loaded workload");
+    tracing::info!(workload = %w.name, modules = w.module_count(), build = ?loading.elapsed(), "loaded workload");
     if let Some(secs) = args.wait_for_tracer {
         wait_for_tracer(secs)?;
     }

@@ -2,10 +2,15 @@
 //! and the per-module locks of `importlib._bootstrap` (`_ModuleLock`), with
 //! their deadlock detection (`_blocking_on`).
 //!
-//! All of it sits behind one mutex; threads blocked on a module lock wait on
-//! one condition variable. Costs are never spent while holding the mutex.
+//! `sys.modules` entries are atomics: reading or setting one is a single
+//! load or store, as it was a single assignment under the mutex. The module
+//! locks and `_blocking_on` sit behind one mutex; threads blocked on a
+//! module lock wait on one condition variable, which is signalled only when
+//! somebody waits (a notify is a system call even with no waiter). Costs
+//! are never spent while holding the mutex.
 
 use crate::workload::ModId;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 /// Index of a simulated thread (0 is the main thread).
@@ -21,10 +26,37 @@ pub enum Entry {
     Loaded,
 }
 
+impl Entry {
+    /// One word: 0 absent, 1 loaded, 2 + thread initialising.
+    fn encode(self) -> u32 {
+        match self {
+            Entry::Absent => 0,
+            Entry::Loaded => 1,
+            Entry::Initializing(t) => t + 2,
+        }
+    }
+
+    fn decode(word: u32) -> Self {
+        match word {
+            0 => Entry::Absent,
+            1 => Entry::Loaded,
+            t => Entry::Initializing(t - 2),
+        }
+    }
+}
+
+/// A `_ModuleLock`: `owner` 0 is free, else the owning thread + 1 (8 bytes
+/// a module rather than 12 for an `Option`).
 #[derive(Debug, Clone, Copy, Default)]
 struct ModuleLock {
-    owner: Option<ThreadIdx>,
+    owner: u32,
     count: u32,
+}
+
+impl ModuleLock {
+    fn owner(&self) -> Option<ThreadIdx> {
+        self.owner.checked_sub(1)
+    }
 }
 
 /// `_ModuleLock.acquire` found that waiting would deadlock.
@@ -33,15 +65,17 @@ pub struct Deadlock;
 
 #[derive(Debug)]
 struct State {
-    modules: Vec<Entry>,
     locks: Vec<ModuleLock>,
     /// `_blocking_on`: the module lock each thread waits for.
     blocking_on: Vec<Option<ModId>>,
+    /// Threads waiting on `released`.
+    waiters: u32,
 }
 
 /// Shared `sys.modules` and module locks.
 #[derive(Debug)]
 pub struct ImportSystem {
+    modules: Vec<AtomicU32>,
     state: Mutex<State>,
     released: Condvar,
 }
@@ -49,10 +83,11 @@ pub struct ImportSystem {
 impl ImportSystem {
     pub fn new(modules: usize, threads: usize) -> Self {
         ImportSystem {
+            modules: (0..modules).map(|_| AtomicU32::new(Entry::Absent.encode())).collect(),
             state: Mutex::new(State {
-                modules: vec![Entry::Absent; modules],
                 locks: vec![ModuleLock::default(); modules],
                 blocking_on: vec![None; threads],
+                waiters: 0,
             }),
             released: Condvar::new(),
         }
@@ -65,11 +100,11 @@ impl ImportSystem {
     }
 
     pub fn entry(&self, m: ModId) -> Entry {
-        self.lock().modules[m as usize]
+        Entry::decode(self.modules[m as usize].load(Ordering::SeqCst))
     }
 
     pub fn set(&self, m: ModId, e: Entry) {
-        self.lock().modules[m as usize] = e;
+        self.modules[m as usize].store(e.encode(), Ordering::SeqCst);
     }
 
     /// `_ModuleLock.acquire()`: blocks while another thread owns the lock,
@@ -78,8 +113,8 @@ impl ImportSystem {
         let mut st = self.lock();
         loop {
             let lock = &mut st.locks[m as usize];
-            if lock.owner.is_none() || lock.owner == Some(me) {
-                lock.owner = Some(me);
+            if lock.owner().is_none() || lock.owner() == Some(me) {
+                lock.owner = me + 1;
                 lock.count += 1;
                 return Ok(());
             }
@@ -87,7 +122,9 @@ impl ImportSystem {
                 return Err(Deadlock);
             }
             st.blocking_on[me as usize] = Some(m);
+            st.waiters += 1;
             st = self.released.wait(st).unwrap_or_else(|p| p.into_inner());
+            st.waiters -= 1;
             st.blocking_on[me as usize] = None;
         }
     }
@@ -96,12 +133,17 @@ impl ImportSystem {
     pub fn release(&self, me: ThreadIdx, m: ModId) {
         let mut st = self.lock();
         let lock = &mut st.locks[m as usize];
-        debug_assert_eq!(lock.owner, Some(me), "releasing a module lock we do not own");
+        debug_assert_eq!(lock.owner(), Some(me), "releasing a module lock we do not own");
         lock.count -= 1;
         if lock.count == 0 {
-            lock.owner = None;
+            lock.owner = 0;
+            // Read under the mutex: a thread that starts waiting later sees
+            // the lock free and does not wait.
+            let waiting = st.waiters > 0;
             drop(st);
-            self.released.notify_all();
+            if waiting {
+                self.released.notify_all();
+            }
         }
     }
 
@@ -118,7 +160,7 @@ impl ImportSystem {
 /// `_ModuleLock.has_deadlock()`: follows owner -> lock it waits for -> owner,
 /// and reports a deadlock if the chain comes back to `me`.
 fn has_deadlock(st: &State, me: ThreadIdx, m: ModId) -> bool {
-    let mut owner = st.locks[m as usize].owner;
+    let mut owner = st.locks[m as usize].owner();
     let mut seen = Vec::new();
     while let Some(tid) = owner {
         if tid == me {
@@ -129,7 +171,7 @@ fn has_deadlock(st: &State, me: ThreadIdx, m: ModId) -> bool {
         }
         seen.push(tid);
         match st.blocking_on[tid as usize] {
-            Some(next) => owner = st.locks[next as usize].owner,
+            Some(next) => owner = st.locks[next as usize].owner(),
             None => return false,
         }
     }

@@ -95,6 +95,8 @@ pub struct ThreadRun<'w> {
     me: ThreadIdx,
     tid: u32,
     depth: u32,
+    /// The outputs want timestamps ([`Outputs::timed`]); else they are 0.
+    timed: bool,
     /// Time spent in nested imports of the innermost open pair (importtime's
     /// `accumulated`, kept per thread).
     accumulated: u64,
@@ -108,7 +110,8 @@ pub struct ThreadRun<'w> {
 impl<'w> ThreadRun<'w> {
     pub fn new(w: &'w Workload, sys: &'w ImportSystem, out: &'w Outputs, me: ThreadIdx) -> Self {
         let tid = super::clock::current_tid();
-        ThreadRun { w, sys, out, me, tid, depth: 0, accumulated: 0, origin: monotonic_ns(), stack: Vec::new() }
+        let timed = out.timed();
+        ThreadRun { w, sys, out, me, tid, depth: 0, timed, accumulated: 0, origin: monotonic_ns(), stack: Vec::new() }
     }
 
     /// Counts timing offsets from `origin_ns` (default: when the thread's
@@ -195,12 +198,22 @@ impl<'w> ThreadRun<'w> {
         outcome
     }
 
+    /// A probe's timestamp, when an output records it.
+    #[inline(always)]
+    fn now(&self) -> u64 {
+        if self.timed {
+            monotonic_ns()
+        } else {
+            0
+        }
+    }
+
     /// The single call site of the start probe. Never inlined: inlined into
     /// two callers it would become two SDT notes for one probe name.
     #[inline(never)]
     fn fire_start(&mut self, m: ModId) -> u64 {
         let name = self.w.probe_arg(m);
-        let ts = monotonic_ns();
+        let ts = self.now();
         probes::import_find_load_start(name);
         self.out.event(ts, self.tid, self.depth, self.w, m, None);
         self.depth += 1;
@@ -212,7 +225,7 @@ impl<'w> ThreadRun<'w> {
     fn fire_done(&mut self, m: ModId, found: bool) -> u64 {
         self.depth -= 1;
         let name = self.w.probe_arg(m);
-        let ts = monotonic_ns();
+        let ts = self.now();
         probes::import_find_load_done(name, found);
         self.out.event(ts, self.tid, self.depth, self.w, m, Some(found));
         ts
@@ -288,7 +301,7 @@ impl<'w> ThreadRun<'w> {
 
     fn find_and_exec(&mut self, m: ModId) -> Option<Outcome> {
         let module = self.w.module(m);
-        spend(module.find);
+        spend(module.find());
         if module.missing {
             return Some(Err(Failure::NotFound));
         }
@@ -297,7 +310,7 @@ impl<'w> ThreadRun<'w> {
             module: Some(m),
             stmts: self.w.body(m),
             timing: match self.w.body_slices(m) {
-                [] => Timing::Even(module.exec),
+                [] => Timing::Even(module.exec()),
                 slices => Timing::Slices(slices),
             },
             next: 0,

@@ -42,6 +42,13 @@ impl Outputs {
         }
     }
 
+    /// Whether anything is written that needs the probes' timestamps: if
+    /// not, the simulator skips reading the clock (a third of an untraced
+    /// pair's cost).
+    pub fn timed(&self) -> bool {
+        self.truth.is_some() || self.importtime.is_some()
+    }
+
     /// The pid events are stamped with.
     pub fn pid(&self) -> u32 {
         self.pid.load(Ordering::Relaxed)

@@ -1,9 +1,11 @@
 //! Assembling a [`Workload`] by name: modules, threads and processes are
 //! described with strings, then resolved and laid out in flat tables once.
 
+use super::interner::Interner;
 use super::plan::{ExecSpec, ForkId, ProcessPlan, Spawn, SpawnKind, ThreadPlan, ThreadStart};
-use super::{name, ImportStmt, ModId, Module, ProbeName, Via, Workload};
+use super::{name, ImportStmt, ModId, Module, ProbeName, Via, Workload, NO_PARENT};
 use std::collections::HashMap;
+use std::ops::Range;
 use std::time::Duration;
 
 /// A statement being described to the builder.
@@ -102,16 +104,69 @@ pub struct ModuleSpec {
 ///
 /// Parents of dotted names that are not defined become empty packages, as
 /// namespace packages do in Python 3.
+///
+/// Compact as it goes, so a million-module graph costs little more than
+/// its compiled tables: names are stored once ([`Interner`]), modules
+/// straight as the workload's [`Module`] records, and a statement's target
+/// as an id when it is already known (as a name to resolve at
+/// [`WorkloadBuilder::build`] only when it is not defined yet).
 #[derive(Debug, Default)]
 pub struct WorkloadBuilder {
     name: String,
     validate_names: bool,
-    ids: HashMap<String, ModId>,
-    order: Vec<String>,
-    specs: Vec<ModuleSpec>,
-    main: Vec<StepSpec>,
-    threads: Vec<(String, Vec<StmtSpec>)>,
-    forks: Vec<(String, Vec<StepSpec>)>,
+    names: Interner,
+    modules: Vec<Module>,
+    info: Vec<Info>,
+    /// Module bodies' statements with their module, in the order added.
+    body: Vec<(ModId, Pending)>,
+    /// Names of not yet defined targets and of from-list items.
+    refs: Vec<u8>,
+    /// From-list items: spans of `refs`.
+    from: Vec<Range<u32>>,
+    main: PlanSpec,
+    threads: Vec<(String, Vec<Pending>)>,
+    forks: Vec<(String, PlanSpec)>,
+}
+
+/// What only the builder needs to know of a module.
+#[derive(Debug, Clone, Copy, Default)]
+struct Info {
+    explicit: bool,
+    package: Option<bool>,
+    has_children: bool,
+    has_body: bool,
+}
+
+/// A statement whose target may still be a name.
+#[derive(Debug, Clone)]
+struct Pending {
+    target: Target,
+    /// Span of [`WorkloadBuilder::from`].
+    from: Range<u32>,
+    catch: bool,
+    via: Via,
+}
+
+#[derive(Debug, Clone)]
+enum Target {
+    Id(ModId),
+    /// Span of [`WorkloadBuilder::refs`].
+    Name(Range<u32>),
+}
+
+/// A process's main thread: its imports, and its children with the number
+/// of imports before each.
+#[derive(Debug, Default)]
+struct PlanSpec {
+    imports: Vec<Pending>,
+    spawns: Vec<(u32, Child)>,
+}
+
+/// A child process a plan starts.
+#[derive(Debug)]
+enum Child {
+    Fork { plan: String, wait: bool },
+    Exec { spec: ExecSpec, wait: bool },
 }
 
 impl WorkloadBuilder {
@@ -126,50 +181,122 @@ impl WorkloadBuilder {
         self
     }
 
+    /// Room for `modules` more modules with names of about `name_len`
+    /// bytes: a generated graph of known size is laid out without regrowing.
+    pub fn reserve(&mut self, modules: usize, name_len: usize) {
+        self.names.reserve(modules, name_len);
+        self.modules.reserve(modules);
+        self.info.reserve(modules);
+    }
+
     /// Whether `name` is defined, explicitly or as the parent of a module.
     pub fn contains(&self, name: &str) -> bool {
-        self.ids.contains_key(name)
+        self.names.get(name.as_bytes()).is_some()
     }
 
     /// Defines a module (and implicitly its parents). Redefining an implicit
     /// parent is allowed; redefining an explicit module is an error.
     pub fn define(&mut self, name: &str, spec: ModuleSpec) -> Result<ModId, BuildError> {
         let id = self.intern(name)?;
-        let slot = &mut self.specs[id as usize];
-        if slot.explicit {
+        let info = &mut self.info[id as usize];
+        if info.explicit {
             return Err(BuildError::Duplicate(name.to_owned()));
         }
-        *slot = ModuleSpec { explicit: true, ..spec };
+        if info.has_body {
+            // What `add_import` gave the implicit module is replaced.
+            self.body.retain(|(m, _)| *m != id);
+        }
+        *info = Info { explicit: true, package: spec.package, has_body: !spec.imports.is_empty(), ..*info };
+        let m = &mut self.modules[id as usize];
+        m.find_ns = super::nanos(spec.find);
+        m.exec_ns = super::nanos(spec.exec);
+        m.missing = spec.missing;
+        m.raises = spec.raises;
+        m.probe_name = spec.probe_name;
+        for s in &spec.imports {
+            let p = self.pending(s);
+            self.body.push((id, p));
+        }
         Ok(id)
     }
 
     /// Appends an import statement to an already defined module's body.
     pub fn add_import(&mut self, importer: &str, stmt: StmtSpec) {
-        let id = self.ids[importer];
-        self.specs[id as usize].imports.push(stmt);
+        let id = self.names.get(importer.as_bytes()).expect("add_import to a defined module");
+        let p = self.pending(&stmt);
+        self.push_body(id, p);
+    }
+
+    /// Appends `import target` to a module's body, both given by the ids
+    /// [`WorkloadBuilder::define`] returned: generated graphs name nothing twice.
+    pub fn add_import_id(&mut self, importer: ModId, target: ModId) {
+        self.push_body(importer, Pending { target: Target::Id(target), from: 0..0, catch: false, via: Via::Import });
+    }
+
+    fn push_body(&mut self, id: ModId, p: Pending) {
+        self.info[id as usize].has_body = true;
+        self.body.push((id, p));
     }
 
     /// The main thread's top-level imports.
     pub fn main_imports(&mut self, stmts: Vec<StmtSpec>) {
-        self.main = stmts.into_iter().map(StepSpec::Import).collect();
+        self.main_steps(stmts.into_iter().map(StepSpec::Import).collect());
+    }
+
+    /// Appends `import target` to the main thread's top level (`target` as
+    /// [`WorkloadBuilder::define`] returned it).
+    pub fn main_import_id(&mut self, target: ModId) {
+        self.main.imports.push(Pending { target: Target::Id(target), from: 0..0, catch: false, via: Via::Import });
     }
 
     /// The main thread's top-level imports, with child processes between them.
     pub fn main_steps(&mut self, steps: Vec<StepSpec>) {
-        self.main = steps;
+        self.main = self.plan(steps);
     }
 
     pub fn thread(&mut self, name: impl Into<String>, stmts: Vec<StmtSpec>) {
-        self.threads.push((name.into(), stmts));
+        let list = stmts.iter().map(|s| self.pending(s)).collect();
+        self.threads.push((name.into(), list));
     }
 
     /// A program a forked child runs (its main thread's steps).
     pub fn fork_plan(&mut self, name: impl Into<String>, steps: Vec<StepSpec>) {
-        self.forks.push((name.into(), steps));
+        let plan = self.plan(steps);
+        self.forks.push((name.into(), plan));
+    }
+
+    fn plan(&mut self, steps: Vec<StepSpec>) -> PlanSpec {
+        let mut plan = PlanSpec::default();
+        for step in steps {
+            match step {
+                StepSpec::Import(s) => plan.imports.push(self.pending(&s)),
+                StepSpec::Fork { plan: name, wait } => {
+                    plan.spawns.push((plan.imports.len() as u32, Child::Fork { plan: name, wait }))
+                }
+                StepSpec::Exec { spec, wait } => {
+                    plan.spawns.push((plan.imports.len() as u32, Child::Exec { spec, wait }))
+                }
+            }
+        }
+        plan
+    }
+
+    /// A statement with its target resolved now if it can be: ids never change.
+    fn pending(&mut self, s: &StmtSpec) -> Pending {
+        let target = match self.names.get(s.target.as_bytes()) {
+            Some(id) => Target::Id(id),
+            None => Target::Name(push_ref(&mut self.refs, &s.target)),
+        };
+        let f0 = self.from.len() as u32;
+        for f in &s.from {
+            let span = push_ref(&mut self.refs, f);
+            self.from.push(span);
+        }
+        Pending { target, from: f0..self.from.len() as u32, catch: s.catch, via: s.via }
     }
 
     fn intern(&mut self, name: &str) -> Result<ModId, BuildError> {
-        if let Some(&id) = self.ids.get(name) {
+        if let Some(id) = self.names.get(name.as_bytes()) {
             return Ok(id);
         }
         if self.validate_names {
@@ -179,58 +306,57 @@ impl WorkloadBuilder {
         } else if name.is_empty() {
             return Err(name::NameError::Empty.into());
         }
+        let mut parent = NO_PARENT;
         if let Some(p) = name::parent(name) {
             if !p.is_empty() {
-                self.intern(p)?;
+                parent = self.intern(p)?;
+                self.info[parent as usize].has_children = true;
             }
         }
-        let id = self.specs.len() as ModId;
-        self.ids.insert(name.to_owned(), id);
-        self.order.push(name.to_owned());
-        self.specs.push(ModuleSpec::default());
+        let id = self.names.insert(name.as_bytes());
+        self.modules.push(Module {
+            name: self.names.span(id),
+            stmts: 0..0,
+            slices: 0..0,
+            find_ns: 0,
+            exec_ns: 0,
+            parent,
+            is_package: false,
+            missing: false,
+            raises: false,
+            probe_name: ProbeName::Utf8,
+        });
+        self.info.push(Info::default());
         Ok(id)
     }
 
     /// Resolves every name and lays the graph out in flat tables.
     pub fn build(self) -> Result<Workload, BuildError> {
-        let WorkloadBuilder { name, ids, order, specs, main, threads, forks, .. } = self;
-        let mut is_package = vec![false; specs.len()];
-        let mut parents = vec![None; specs.len()];
-        for (id, n) in order.iter().enumerate() {
-            if let Some(p) = name::parent(n).and_then(|p| ids.get(p)) {
-                parents[id] = Some(*p);
-                is_package[*p as usize] = true;
-            }
-        }
+        let WorkloadBuilder { name, names, mut modules, info, mut body, refs, from, main, threads, forks, .. } = self;
         let fork_ids = fork_ids(&forks)?;
-        let mut t = Tables { ids: &ids, stmts: Vec::new(), from_targets: Vec::new() };
-        let mut names = Vec::with_capacity(order.iter().map(|n| n.len() + 1).sum());
-        let mut modules = Vec::with_capacity(specs.len());
-        for (id, (n, spec)) in order.iter().zip(&specs).enumerate() {
-            if spec.probe_name == ProbeName::Unencodable && !spec.imports.is_empty() {
-                return Err(BuildError::UnencodableBody(n.clone()));
-            }
-            let start = names.len() as u32;
-            names.extend_from_slice(n.as_bytes());
-            names.push(0);
-            let body = t.compile(&|| format!("module {n:?}"), &spec.imports)?;
-            modules.push(Module {
-                name: start..names.len() as u32,
-                parent: parents[id],
-                is_package: spec.package.unwrap_or(is_package[id] || !spec.explicit),
-                find: spec.find,
-                exec: spec.exec,
-                missing: spec.missing,
-                raises: spec.raises,
-                probe_name: spec.probe_name,
-                stmts: body,
-                slices: 0..0,
-            });
+        if !body.is_sorted_by_key(|(m, _)| *m) {
+            body.sort_by_key(|(m, _)| *m);
         }
+        let mut t = Tables { names: &names, refs: &refs, from: &from, stmts: Vec::new(), from_targets: Vec::new() };
+        t.stmts.reserve_exact(body.len() + main.imports.len());
+        let mut rest = &body[..];
+        for (id, (m, info)) in modules.iter_mut().zip(&info).enumerate() {
+            let n = rest.iter().take_while(|(owner, _)| *owner as usize == id).count();
+            let (own, after) = rest.split_at(n);
+            rest = after;
+            let text = || String::from_utf8_lossy(names.name(id as ModId)).into_owned();
+            if m.probe_name == ProbeName::Unencodable && !own.is_empty() {
+                return Err(BuildError::UnencodableBody(text()));
+            }
+            let label = || format!("module {:?}", text());
+            m.stmts = t.compile(&label, own.iter().map(|(_, p)| p))?;
+            m.is_package = info.package.unwrap_or(info.has_children || !info.explicit);
+        }
+        drop(body);
         let main = t.process("main", &main, &fork_ids, "the main thread")?;
         let forks = forks
             .iter()
-            .map(|(fname, steps)| t.process(fname, steps, &fork_ids, &format!("fork plan {fname:?}")))
+            .map(|(fname, plan)| t.process(fname, plan, &fork_ids, &format!("fork plan {fname:?}")))
             .collect::<Result<Vec<_>, _>>()?;
         check_acyclic(&forks)?;
         let threads = threads
@@ -238,42 +364,73 @@ impl WorkloadBuilder {
             .map(|(tname, list)| {
                 Ok(ThreadPlan {
                     name: tname.clone(),
-                    stmts: t.compile(&|| format!("thread {tname:?}"), list)?,
+                    stmts: t.compile(&|| format!("thread {tname:?}"), list.iter())?,
                     offsets: 0..0,
                     start: ThreadStart::AfterMain,
                 })
             })
             .collect::<Result<_, BuildError>>()?;
-        let Tables { stmts, from_targets, .. } = t;
+        let Tables { mut stmts, mut from_targets, .. } = t;
+        stmts.shrink_to_fit();
+        from_targets.shrink_to_fit();
+        let names = names.into_bytes();
         Ok(Workload { name, names, modules, stmts, from_targets, times: Vec::new(), main, threads, forks })
     }
 }
 
+/// Stores a name in `refs`, returning its span.
+fn push_ref(refs: &mut Vec<u8>, name: &str) -> Range<u32> {
+    let start = refs.len() as u32;
+    refs.extend_from_slice(name.as_bytes());
+    start..refs.len() as u32
+}
+
 /// The statement tables being filled, and the names they resolve against.
 struct Tables<'a> {
-    ids: &'a HashMap<String, ModId>,
+    names: &'a Interner,
+    refs: &'a [u8],
+    from: &'a [Range<u32>],
     stmts: Vec<ImportStmt>,
     from_targets: Vec<ModId>,
 }
 
-impl Tables<'_> {
-    fn compile(
+impl<'a> Tables<'a> {
+    fn text(&self, span: &Range<u32>) -> &'a [u8] {
+        &self.refs[span.start as usize..span.end as usize]
+    }
+
+    fn target_name(&self, target: &Target) -> String {
+        match target {
+            Target::Id(id) => String::from_utf8_lossy(self.names.name(*id)).into_owned(),
+            Target::Name(span) => String::from_utf8_lossy(self.text(span)).into_owned(),
+        }
+    }
+
+    fn compile<'p>(
         &mut self,
         importer: &dyn Fn() -> String,
-        list: &[StmtSpec],
-    ) -> Result<std::ops::Range<u32>, BuildError> {
+        list: impl Iterator<Item = &'p Pending>,
+    ) -> Result<Range<u32>, BuildError> {
         let start = self.stmts.len() as u32;
+        let mut key = Vec::new();
         for s in list {
-            let target = *self
-                .ids
-                .get(&s.target)
-                .ok_or_else(|| BuildError::Undefined { importer: importer(), target: s.target.clone() })?;
+            let target = match &s.target {
+                Target::Id(id) => *id,
+                Target::Name(span) => self.names.get(self.text(span)).ok_or_else(|| BuildError::Undefined {
+                    importer: importer(),
+                    target: self.target_name(&s.target),
+                })?,
+            };
             if s.via == Via::Importlib && !s.from.is_empty() {
-                return Err(BuildError::ImportlibFrom { importer: importer(), target: s.target.clone() });
+                return Err(BuildError::ImportlibFrom { importer: importer(), target: self.target_name(&s.target) });
             }
             let f0 = self.from_targets.len() as u32;
-            for f in &s.from {
-                if let Some(&sub) = self.ids.get(&format!("{}.{}", s.target, f)) {
+            for f in &self.from[s.from.start as usize..s.from.end as usize] {
+                key.clear();
+                key.extend_from_slice(self.names.name(target));
+                key.push(b'.');
+                key.extend_from_slice(self.text(f));
+                if let Some(sub) = self.names.get(&key) {
                     self.from_targets.push(sub);
                 }
             }
@@ -292,42 +449,30 @@ impl Tables<'_> {
     fn process(
         &mut self,
         name: &str,
-        steps: &[StepSpec],
+        plan: &PlanSpec,
         fork_ids: &HashMap<&str, ForkId>,
         who: &str,
     ) -> Result<ProcessPlan, BuildError> {
-        let imports: Vec<StmtSpec> = steps
-            .iter()
-            .filter_map(|s| match s {
-                StepSpec::Import(i) => Some(i.clone()),
-                _ => None,
-            })
-            .collect();
-        let stmts = self.compile(&|| who.to_owned(), &imports)?;
+        let stmts = self.compile(&|| who.to_owned(), plan.imports.iter())?;
         let mut spawns = Vec::new();
-        let mut after = 0;
-        for step in steps {
+        for (after, step) in &plan.spawns {
             let (kind, wait) = match step {
-                StepSpec::Import(_) => {
-                    after += 1;
-                    continue;
-                }
-                StepSpec::Fork { plan, wait } => {
+                Child::Fork { plan, wait } => {
                     let id = *fork_ids
                         .get(plan.as_str())
                         .ok_or_else(|| BuildError::UndefinedFork { importer: who.to_owned(), plan: plan.clone() })?;
                     (SpawnKind::Fork(id), *wait)
                 }
-                StepSpec::Exec { spec, wait } => (SpawnKind::Exec(spec.clone()), *wait),
+                Child::Exec { spec, wait } => (SpawnKind::Exec(spec.clone()), *wait),
             };
-            spawns.push(Spawn { after, kind, wait });
+            spawns.push(Spawn { after: *after, kind, wait });
         }
         let main = ThreadPlan { name: "main".into(), stmts, offsets: 0..0, start: ThreadStart::AfterMain };
         Ok(ProcessPlan { name: name.to_owned(), main, spawns })
     }
 }
 
-fn fork_ids(forks: &[(String, Vec<StepSpec>)]) -> Result<HashMap<&str, ForkId>, BuildError> {
+fn fork_ids(forks: &[(String, PlanSpec)]) -> Result<HashMap<&str, ForkId>, BuildError> {
     let mut ids = HashMap::new();
     for (i, (name, _)) in forks.iter().enumerate() {
         if ids.insert(name.as_str(), i as ForkId).is_some() {

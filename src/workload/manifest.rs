@@ -430,8 +430,8 @@ mod tests {
         .unwrap();
         assert_eq!(w.name, "x");
         let a = w.find("pkg.a").unwrap();
-        assert_eq!(w.module(a).find.as_micros(), 1);
-        assert_eq!(w.module(a).exec.as_nanos(), 2500);
+        assert_eq!(w.module(a).find().as_micros(), 1);
+        assert_eq!(w.module(a).exec().as_nanos(), 2500);
         assert_eq!(w.body(a).len(), 2);
         assert!(w.body(a)[1].catch);
         assert!(w.module(w.find("opt").unwrap()).missing);

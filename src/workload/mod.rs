@@ -9,6 +9,7 @@
 
 pub mod builder;
 pub mod demo;
+mod interner;
 pub mod manifest;
 pub mod name;
 pub mod plan;
@@ -69,26 +70,47 @@ pub enum Via {
 }
 
 /// One module the simulated finder knows about (or knows is missing).
+///
+/// 48 bytes: costs are whole nanoseconds, the parent a sentinel-coded id.
 #[derive(Debug, Clone)]
 pub struct Module {
     name: Range<u32>,
-    parent: Option<ModId>,
-    /// Has a `__path__`: submodules can be imported from it.
-    pub is_package: bool,
-    /// Time the finder spends locating it (spent even when it is missing).
-    pub find: Duration,
-    /// Time its body spends outside nested imports ("self" time).
-    pub exec: Duration,
-    /// The finder does not find it: `ModuleNotFoundError`.
-    pub missing: bool,
-    /// Its body raises after running its imports.
-    pub raises: bool,
-    pub probe_name: ProbeName,
     stmts: Range<u32>,
     /// Its body's own time as explicit slices in ns: before the first
     /// statement, after each one (a replay's recorded gaps, so each self
     /// time is the recorded one). Empty: `exec` is spent in equal slices.
     slices: Range<u32>,
+    find_ns: u64,
+    exec_ns: u64,
+    /// [`NO_PARENT`] for a top-level module.
+    parent: ModId,
+    /// Has a `__path__`: submodules can be imported from it.
+    pub is_package: bool,
+    /// The finder does not find it: `ModuleNotFoundError`.
+    pub missing: bool,
+    /// Its body raises after running its imports.
+    pub raises: bool,
+    pub probe_name: ProbeName,
+}
+
+/// [`Module::parent`] of a top-level module.
+const NO_PARENT: ModId = ModId::MAX;
+
+impl Module {
+    /// Time the finder spends locating it (spent even when it is missing).
+    pub fn find(&self) -> Duration {
+        Duration::from_nanos(self.find_ns)
+    }
+
+    /// Time its body spends outside nested imports ("self" time).
+    pub fn exec(&self) -> Duration {
+        Duration::from_nanos(self.exec_ns)
+    }
+}
+
+/// Whole nanoseconds of a cost (saturating: 584 years are plenty).
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// One `import` statement in a module body or a thread's top level.
@@ -157,7 +179,7 @@ impl Workload {
     }
 
     pub fn parent(&self, id: ModId) -> Option<ModId> {
-        self.modules[id as usize].parent
+        Some(self.modules[id as usize].parent).filter(|&p| p != NO_PARENT)
     }
 
     /// The body's import statements, in order.
@@ -217,8 +239,8 @@ impl Workload {
     /// The same workload with every cost, slice and offset multiplied by `factor`.
     pub fn scaled(mut self, factor: f64) -> Self {
         for m in &mut self.modules {
-            m.find = m.find.mul_f64(factor);
-            m.exec = m.exec.mul_f64(factor);
+            m.find_ns = nanos(m.find().mul_f64(factor));
+            m.exec_ns = nanos(m.exec().mul_f64(factor));
         }
         for o in &mut self.times {
             *o = (*o as f64 * factor).round() as u64;

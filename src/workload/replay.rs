@@ -38,7 +38,7 @@
 //! or mismatched events (the forest's pairing is replayed).
 
 use super::plan::{ProcessPlan, ThreadPlan, ThreadStart};
-use super::{ImportStmt, ModId, Module, ProbeName, Via, Workload};
+use super::{nanos, ImportStmt, ModId, Module, ProbeName, Via, Workload, NO_PARENT};
 use crate::events::forest::{Forest, ImportId, ImportState};
 use crate::events::{blind_spots, NameState, Origin};
 use std::collections::HashMap;
@@ -345,11 +345,11 @@ impl<'f> Assembly<'f> {
         let cumulative = Duration::from_nanos(end.saturating_sub(imp.start_ns));
         self.modules.push(Module {
             name,
-            parent: None,
+            parent: NO_PARENT,
             is_package: false,
             // A failed leaf: the finder looks for as long as it took.
-            find: if failed && !nested { cumulative } else { Duration::ZERO },
-            exec: Duration::from_nanos(f.self_ns(id)),
+            find_ns: if failed && !nested { nanos(cumulative) } else { 0 },
+            exec_ns: f.self_ns(id),
             missing: failed && !nested,
             raises: failed && nested,
             probe_name: if imp.name == NameState::Missing { ProbeName::Null } else { ProbeName::Utf8 },
@@ -364,10 +364,10 @@ impl<'f> Assembly<'f> {
         let name = self.push_name(module)?;
         self.modules.push(Module {
             name,
-            parent: None,
+            parent: NO_PARENT,
             is_package: true,
-            find: Duration::ZERO,
-            exec: Duration::ZERO,
+            find_ns: 0,
+            exec_ns: 0,
             missing: false,
             raises: false,
             probe_name: ProbeName::Utf8,
@@ -414,7 +414,7 @@ mod tests {
         assert!(w.parent(ab).is_none(), "no parent semantics: a fires because it was recorded");
         let nope = w.find("nope").unwrap();
         assert!(w.module(nope).missing);
-        assert_eq!(w.module(nope).find, Duration::from_nanos(400));
+        assert_eq!(w.module(nope).find(), Duration::from_nanos(400));
         let main = w.plan_stmts(w.main_thread());
         assert_eq!(main.len(), 2);
         assert!(main.iter().all(|s| s.catch));

@@ -74,33 +74,39 @@ pub fn build(name: &str, count: usize, costs: Costs) -> Option<Workload> {
 /// `count` independent top-level modules, imported one after another.
 pub fn flat(count: usize, c: Costs) -> Result<Workload, super::BuildError> {
     let mut b = WorkloadBuilder::new("flat");
-    let names: Vec<String> = (0..count).map(|i| format!("flat_{i:06}")).collect();
-    for n in &names {
-        b.define(n, c.spec(vec![]))?;
+    b.reserve(count, 11);
+    let mut name = Numbered::default();
+    for i in 0..count {
+        let id = b.define(name.get("flat_", 6, i), c.spec(vec![]))?;
+        b.main_import_id(id);
     }
-    b.main_imports(names.into_iter().map(StmtSpec::import).collect());
     b.build()
 }
 
 /// A chain `chain_000000` imports `chain_000001` imports ... `count` deep.
 pub fn deep(count: usize, c: Costs) -> Result<Workload, super::BuildError> {
     let mut b = WorkloadBuilder::new("deep");
-    let name = |i: usize| format!("chain_{i:06}");
-    for i in 0..count {
-        let imports = if i + 1 < count { vec![StmtSpec::import(name(i + 1))] } else { vec![] };
-        b.define(&name(i), c.spec(imports))?;
+    b.reserve(count, 12);
+    let mut name = Numbered::default();
+    let ids = (0..count).map(|i| b.define(name.get("chain_", 6, i), c.spec(vec![]))).collect::<Result<Vec<_>, _>>()?;
+    for pair in ids.windows(2) {
+        b.add_import_id(pair[0], pair[1]);
     }
-    b.main_imports(if count > 0 { vec![StmtSpec::import(name(0))] } else { vec![] });
+    if let Some(&first) = ids.first() {
+        b.main_import_id(first);
+    }
     b.build()
 }
 
 /// A package `wide` whose body imports `count` submodules.
 pub fn wide(count: usize, c: Costs) -> Result<Workload, super::BuildError> {
     let mut b = WorkloadBuilder::new("wide");
-    let subs: Vec<String> = (0..count).map(|i| format!("wide.mod_{i:06}")).collect();
-    b.define("wide", ModuleSpec { package: Some(true), ..c.spec(subs.iter().map(StmtSpec::import).collect()) })?;
-    for s in &subs {
-        b.define(s, c.spec(vec![]))?;
+    b.reserve(count + 1, 15);
+    let wide = b.define("wide", ModuleSpec { package: Some(true), ..c.spec(vec![]) })?;
+    let mut name = Numbered::default();
+    for i in 0..count {
+        let sub = b.define(name.get("wide.mod_", 6, i), c.spec(vec![]))?;
+        b.add_import_id(wide, sub);
     }
     b.main_imports(vec![StmtSpec::import("wide")]);
     b.build()
@@ -139,13 +145,40 @@ pub fn threads(count: usize, c: Costs) -> Result<Workload, super::BuildError> {
 /// throughput and memory measurements.
 pub fn stress(count: usize, c: Costs) -> Result<Workload, super::BuildError> {
     let mut b = WorkloadBuilder::new("stress");
-    let name = |i: usize| format!("stress_{i:07}");
-    for i in 0..count {
-        let children = (8 * i + 1..=8 * i + 8).filter(|&k| k < count).map(|k| StmtSpec::import(name(k))).collect();
-        b.define(&name(i), c.spec(children))?;
+    b.reserve(count, 14);
+    let mut name = Numbered::default();
+    let ids = (0..count).map(|i| b.define(name.get("stress_", 7, i), c.spec(vec![]))).collect::<Result<Vec<_>, _>>()?;
+    for (i, &id) in ids.iter().enumerate() {
+        for &child in ids.iter().skip(8 * i + 1).take(8) {
+            b.add_import_id(id, child);
+        }
     }
-    b.main_imports(if count > 0 { vec![StmtSpec::import(name(0))] } else { vec![] });
+    if let Some(&root) = ids.first() {
+        b.main_import_id(root);
+    }
     b.build()
+}
+
+/// `prefix` and a zero-padded number in one reused buffer: a million names
+/// without a million allocations.
+#[derive(Default)]
+struct Numbered(String);
+
+impl Numbered {
+    /// `format!("{prefix}{i:0width$}")`.
+    fn get(&mut self, prefix: &str, width: usize, mut i: usize) -> &str {
+        let mut digits = [b'0'; 40];
+        let mut start = digits.len();
+        while i > 0 || digits.len() - start < width.clamp(1, digits.len()) {
+            start -= 1;
+            digits[start] = b'0' + (i % 10) as u8;
+            i /= 10;
+        }
+        self.0.clear();
+        self.0.push_str(prefix);
+        self.0.push_str(std::str::from_utf8(&digits[start..]).expect("ASCII digits"));
+        &self.0
+    }
 }
 
 /// The reference package `programs/refpkg`: a parent nested in its child, a
@@ -334,4 +367,32 @@ pub fn spawn(count: usize, c: Costs) -> Result<Workload, super::BuildError> {
     main.push(StmtSpec::import(after).into());
     b.main_steps(main);
     b.build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbered_names_are_zero_padded_like_format() {
+        let mut n = Numbered::default();
+        for (i, width) in [(0, 6), (7, 6), (123456, 6), (1234567, 6), (42, 7), (0, 0), (10, 0)] {
+            assert_eq!(n.get("m_", width, i), format!("m_{i:0width$}"));
+        }
+    }
+
+    #[test]
+    fn generated_graphs_keep_their_shape() {
+        let w = stress(20, Costs::default()).unwrap();
+        let kids =
+            |m: &str| w.body(w.find(m).unwrap()).iter().map(|s| w.name(s.target).into_owned()).collect::<Vec<_>>();
+        assert_eq!(kids("stress_0000000"), (1..=8).map(|k| format!("stress_{k:07}")).collect::<Vec<_>>());
+        assert_eq!(kids("stress_0000002"), ["stress_0000017", "stress_0000018", "stress_0000019"]);
+        let w = deep(3, Costs::default()).unwrap();
+        assert_eq!(w.name(w.plan_stmts(w.main_thread())[0].target), "chain_000000");
+        assert_eq!(w.name(w.body(w.find("chain_000001").unwrap())[0].target), "chain_000002");
+        let w = wide(2, Costs::default()).unwrap();
+        assert!(w.module(w.find("wide").unwrap()).is_package);
+        assert_eq!(w.body(w.find("wide").unwrap()).len(), 2);
+    }
 }
