@@ -110,8 +110,8 @@ fn known(w: &Workload, truth: &[Pair]) -> HashMap<String, (u64, u64, u64, u64)> 
     }
     let own = |p: &Pair| {
         let m = w.module(w.find(&p.module).expect("a workload module"));
-        let exec = if m.missing { 0 } else { m.exec.as_nanos() as u64 };
-        m.find.as_nanos() as u64 + exec
+        let exec = if m.missing { 0 } else { m.exec().as_nanos() as u64 };
+        m.find().as_nanos() as u64 + exec
     };
     // Done order: children before their parent; sum them per open parent.
     let mut below: HashMap<(u32, u32), (u64, u64)> = HashMap::new();

@@ -14,6 +14,8 @@
 #   accuracy   script and `trace` times against the simulator's known costs,
 #              before and after subtracting the probe cost (needs cargo)
 #   cpython    tracing vs -X importtime overhead on a real interpreter start-up
+#   follow     what --follow-children's ptrace follower costs, without and per
+#              fork (needs cargo)
 #
 # --quick: small sizes and one round, only to prove every figure still runs
 # (CI). --bin: a prebuilt importprobe (default: cargo builds one); --python: a
@@ -33,7 +35,7 @@ while [[ $# -gt 0 ]]; do
         --quick) QUICK=1 ;;
         --bin) BIN=$2; shift ;;
         --python) PYTHON=$2; shift ;;
-        -h | --help) sed -n '2,22s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,24s/^# \{0,1\}//p' "$0"; exit 0 ;;
         -*) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
         *) FIGURES+=("$1") ;;
     esac
@@ -272,10 +274,21 @@ fig_cpython() {
     } | table cpython
 }
 
-[[ ${#FIGURES[@]} -gt 0 ]] || FIGURES=(probes simulator scripts loss accuracy cpython)
+# ---------------------------------------------------------------- follow
+fig_follow() {
+    [[ $(id -u) -eq 0 ]] && has cargo && [[ -x $PYTHON ]] || { say "follow: needs root, cargo and $PYTHON; skipped"; return; }
+    {
+        machine
+        echo "# the follower alone (no tracer), on $("$PYTHON" --version): tests/follow.rs cost_of_following"
+        IMPORTPROBE_PYTHON=$PYTHON cargo test --release -q --test follow -- --ignored --nocapture cost_of_following 2>&1 |
+            grep -vE '^(running|test result|$)|^test .* ok$|^\.$'
+    } | table follow
+}
+
+[[ ${#FIGURES[@]} -gt 0 ]] || FIGURES=(probes simulator scripts loss accuracy cpython follow)
 for f in "${FIGURES[@]}"; do
     case $f in
-        probes | simulator | scripts | loss | accuracy | cpython) say "=== $f"; "fig_$f" ;;
+        probes | simulator | scripts | loss | accuracy | cpython | follow) say "=== $f"; "fig_$f" ;;
         *) echo "run.sh: unknown figure $f (see --help)" >&2; exit 2 ;;
     esac
 done
