@@ -167,7 +167,7 @@ fn times_against_known_costs() {
         "# truth: the simulator's --truth of the same run; known: the modules' costs; T*k: probe cost x traps inside"
     );
     println!(
-        "{:<15} {:<32} {:>7} {:<4} {:<12} {:>8} {:>8} {:>8} {:>9} {:>8}",
+        "{:<15} {:<32} {:>7} {:<4} {:<15} {:>8} {:>8} {:>8} {:>9} {:>8}",
         "collector", "workload", "T ns", "time", "against", "p50", "p90", "p99", "max", "within %"
     );
     for script in COLLECTORS {
@@ -179,9 +179,10 @@ fn times_against_known_costs() {
             let known = known(w, &truth);
             let truth: HashMap<&str, (u64, u64)> =
                 truth.iter().map(|p| (p.module.as_str(), (p.self_ns, p.cum_ns))).collect();
-            // Per time (self, cum): vs the truth, vs the known costs, and
-            // vs the known costs after the correction.
-            let mut errs: [[Vec<(f64, f64)>; 3]; 2] = Default::default();
+            // Per time (self, cum): vs the truth, vs the known costs, vs
+            // the known costs after the correction; and the truth itself vs
+            // the known costs (what the simulated program really spent).
+            let mut errs: [[Vec<(f64, f64)>; 4]; 2] = Default::default();
             for (module, self_ns, cum_ns) in rows(script, &tr.out) {
                 let Some(&(k_self, k_cum, kids, nested)) = known.get(&module) else { continue };
                 let (t_self, t_cum) = truth[module.as_str()];
@@ -191,18 +192,19 @@ fn times_against_known_costs() {
                     errs[i][0].push((got[i] - t as f64, t as f64));
                     errs[i][1].push((got[i] - k as f64, k as f64));
                     errs[i][2].push((got[i] - probe_ns * probes as f64 - k as f64, k as f64));
+                    errs[i][3].push((t as f64 - k as f64, k as f64));
                 }
             }
             assert!(!errs[0][0].is_empty(), "{script} on {name}: no module matched");
             for (i, per_time) in errs.iter_mut().enumerate() {
                 for (j, e) in per_time.iter_mut().enumerate() {
                     println!(
-                        "{:<15} {:<32} {:>7.0} {:<4} {:<12} {}",
+                        "{:<15} {:<32} {:>7.0} {:<4} {:<15} {}",
                         script,
                         name,
                         probe_ns,
                         ["self", "cum"][i],
-                        ["truth", "known", "known - T*k"][j],
+                        ["truth", "known", "known - T*k", "(truth - known)"][j],
                         summary(e)
                     );
                 }

@@ -128,7 +128,7 @@ fig_probes() {
             ir=$(sed -n 's/^totals: \([0-9]*\).*/\1/p' "$OUT/callgrind.$b")
             line=$("$exe" "$pairs")
             awk -v b="$b" -v ir="$ir" -v n=$((15 * ir_pairs)) -v l="$line" 'BEGIN {
-                split(l, f, " "); for (i in f) { if (f[i] == "ns/pair") { v[++k] = f[i - 1] } }
+                nf = split(l, f, " "); for (i = 2; i <= nf; i++) { if (f[i] == "ns/pair") { v[++k] = f[i - 1] } }
                 printf "%-14s %14.2f %14.3f %16.3f\n", b, ir / n, v[1], v[2] }'
         done
     } | table probes
@@ -247,7 +247,7 @@ print(time.perf_counter_ns() - t)'
 fig_cpython() {
     [[ -x $PYTHON ]] || { say "cpython: no $PYTHON; skipped"; return; }
     local runs r mode out
-    runs=$(pick 30 2)
+    runs=$(pick 60 2)
     local modes=(untraced importtime)
     can_trace && modes+=(trace-default import-latency)
     local -A ns=()
@@ -266,12 +266,14 @@ fig_cpython() {
         machine
         echo "# $("$PYTHON" --version) importing asyncio json email.mime.multipart http.client xml.etree.ElementTree"
         echo "# decimal logging.handlers argparse unittest: in-process ns, median of $runs alternating runs"
-        printf '%-16s %12s %12s %12s\n' mode "median ms" "x untraced" "overhead %"
+        printf '%-16s %10s %10s %10s %12s %12s\n' mode "p25 ms" "median ms" "p75 ms" "x untraced" "overhead %"
         local base
         base=$(tr ' ' '\n' <<<"${ns[untraced]}" | grep . | median)
         for mode in "${modes[@]}"; do
-            tr ' ' '\n' <<<"${ns[$mode]}" | grep . | median | awk -v k="$mode" -v b="$base" '{
-                printf "%-16s %12.2f %12.3f %12.1f\n", k, $1 / 1e6, $1 / b, ($1 / b - 1) * 100 }'
+            tr ' ' '\n' <<<"${ns[$mode]}" | grep . | sort -g | awk -v k="$mode" -v b="$base" '{ a[NR] = $1 }
+                END { m = a[int((NR + 1) / 2)]
+                    printf "%-16s %10.2f %10.2f %10.2f %12.3f %12.1f\n", k, a[int((NR + 3) / 4)] / 1e6, m / 1e6,
+                        a[int((3 * NR + 1) / 4)] / 1e6, m / b, (m / b - 1) * 100 }'
         done
     } | table cpython
 }
