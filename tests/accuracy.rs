@@ -149,7 +149,7 @@ fn summary(errs: &mut [(f64, f64)]) -> String {
 #[test]
 #[ignore = "a benchmark: bash tests/bench/run.sh accuracy"]
 fn times_against_known_costs() {
-    if common::skip("accuracy needs tracing") {
+    if !common::can_trace() {
         return;
     }
     let t = Tracer::Bpftrace(common::bpftrace().expect("bpftrace"));

@@ -168,6 +168,9 @@ fig_simulator() {
 # The cases of the scripts figure: a label and the `trace` arguments.
 script_cases() {
     echo "floor --script-file $HERE/count.bt"
+    # What keeping every event costs, with and without the name.
+    echo "map --script-file $HERE/map.bt"
+    echo "map+name --script-file $HERE/name.bt"
     echo "trace-default"
     local s
     for s in $("$BIN" trace --list | awk '{print $1}'); do
