@@ -69,12 +69,14 @@ machine() {
 median() { sort -g | awk '{a[NR] = $1} END {if (NR) print a[int((NR + 1) / 2)]}'; }
 minimum() { sort -g | head -1; }
 
-# Converts the simulator's `elapsed=12.5ms` into ns.
-elapsed_ns() {
-    sed -n 's/.*workload done.* elapsed=\([0-9.]*\)\([a-zµ]*\).*/\1 \2/p' | awk '{
+# Prints in ns the duration field $2 (`elapsed`, `build`) of the simulator's
+# log line matching $1, as in `elapsed=12.5ms`.
+duration_ns() {
+    sed -n "s/.*$1.* $2=\\([0-9.]*\\)\\([a-zµ]*\\).*/\\1 \\2/p" | awk '{
         f = ($2 == "s") ? 1e9 : ($2 == "ms") ? 1e6 : ($2 == "µs" || $2 == "us") ? 1e3 : 1
         printf "%d\n", $1 * f }'
 }
+elapsed_ns() { duration_ns "workload done" elapsed; }
 
 # Runs `importprobe run ARGS` untraced; prints the simulation's ns.
 run_plain() { "$BIN" -v run "$@" 2>&1 >/dev/null | elapsed_ns; }
@@ -103,7 +105,7 @@ run_traced() {
     rm -f "$err"
 }
 
-# Prints `NAME RATIO...` table rows through awk.
+# Shows a figure's table and keeps it in target/bench/FIGURE.txt.
 table() { tee "$OUT/$1.txt"; }
 
 # ---------------------------------------------------------------- probes
@@ -151,9 +153,7 @@ fig_simulator() {
                     log=$(/usr/bin/time -f 'rss_kb=%M' "$BIN" -v run -w "$w" -n "$n" --scale 0 2>&1 >/dev/null)
                     printf '%s %s %s\n' "$(elapsed_ns <<<"$log")" \
                         "$(sed -n 's/.*rss_kb=\([0-9]*\).*/\1/p' <<<"$log")" \
-                        "$(sed -n 's/.*loaded workload.* build=\([0-9.]*\)\([a-zµ]*\).*/\1 \2/p' <<<"$log" | awk '{
-                            f = ($2 == "s") ? 1e9 : ($2 == "ms") ? 1e6 : ($2 == "µs" || $2 == "us") ? 1e3 : 1
-                            printf "%d", $1 * f }')"
+                        "$(duration_ns "loaded workload" build <<<"$log")"
                 done | sort -g | awk -v w="$w" -v n="$n" '{ s[NR] = $1; m[NR] = $2; b[NR] = $3 }
                     END { i = int((NR + 1) / 2)
                         printf "%-8s %9d %12.0f %10.1f %10.1f %10.1f %10.1f %12.0f\n", w, n, n / (s[i] / 1e9),
