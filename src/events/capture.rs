@@ -81,8 +81,8 @@ pub fn parse(data: &[u8]) -> Result<Recording, CaptureError> {
         let ev = record(&mut c, kind)?;
         match seen.get(&(ev.tid, ev.ts_ns)) {
             // A map holds one entry per key: the same entry printed again
-            // is the dump repeating itself (bpftrace 0.17 printed a 6,000-key
-            // map's first entry twice, once in many CI runs), not an event.
+            // is the dump repeating itself (bpftrace 0.17, its END cut short,
+            // printed @s from END and again at exit), not an event.
             Some(&i) if rec.events[i] == ev => continue,
             Some(_) => return Err(CaptureError::Duplicate { line, tid: ev.tid, ts_ns: ev.ts_ns }),
             None => {

@@ -11,6 +11,11 @@ pub(super) fn ids_of(tid: u32) -> Option<(u32, u32)> {
     Some((status_field(&status, "Tgid")?, status_field(&status, "PPid")?))
 }
 
+/// Whether task `tid` still exists (a zombie does).
+pub(super) fn exists(tid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{tid}")).exists()
+}
+
 /// `TracerPid` from `/proc/TID/status` (0: not traced).
 pub(super) fn tracer_of(tid: u32) -> Option<u32> {
     let status = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;

@@ -2,7 +2,7 @@
 //! do at each ptrace stop. Everything here runs on that one thread, the
 //! tracer of every task it knows.
 
-use super::procfs::{argv_of, children_of, exe_of, ids_of, threads_of, tracer_of};
+use super::procfs::{argv_of, children_of, exe_of, exists, ids_of, threads_of, tracer_of};
 use super::ptrace;
 use super::waker::{self, Sentinel, Waker};
 use super::{Control, ExitState, FollowEnd, FollowError, FollowEvent, FollowOptions, SemaphoreOutcome, DETACH_GRACE};
@@ -18,8 +18,7 @@ use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// While letting go, how long without any report before looking for tasks
-/// that ended unseen.
+/// While letting go, how often to look for tasks that ended unseen.
 const VANISHED_CHECK: Duration = Duration::from_millis(100);
 
 /// ptrace options for every tracee.
@@ -517,7 +516,7 @@ impl Supervisor {
             }
         }
         let deadline = Instant::now() + DETACH_GRACE;
-        let mut idle = Instant::now();
+        let mut last_check = Instant::now();
         loop {
             self.let_go_of_stopped();
             if self.tasks.is_empty() {
@@ -533,9 +532,9 @@ impl Supervisor {
                 }
                 Ok(None) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(1));
-                    if idle.elapsed() >= VANISHED_CHECK {
+                    if last_check.elapsed() >= VANISHED_CHECK {
                         self.forget_vanished();
-                        idle = Instant::now();
+                        last_check = Instant::now();
                     }
                 }
                 Ok(None) | Err(_) => {
@@ -559,8 +558,7 @@ impl Supervisor {
     /// reaching us while we let go (seen about once in 25 detaches of a
     /// tree that forks all the time); nothing is left to detach from it.
     fn forget_vanished(&mut self) {
-        let vanished: Vec<u32> =
-            self.tasks.keys().copied().filter(|tid| !std::path::Path::new(&format!("/proc/{tid}")).exists()).collect();
+        let vanished: Vec<u32> = self.tasks.keys().copied().filter(|&tid| !exists(tid)).collect();
         for tid in vanished {
             tracing::debug!(tid, "gone without an exit report while detaching");
             self.gone(tid, ExitState::Unknown);
