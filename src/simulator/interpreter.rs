@@ -56,6 +56,9 @@ struct BodyFrame<'w> {
     stmts: &'w [ImportStmt],
     timing: Timing<'w>,
     next: usize,
+    /// Slices spent so far ([`Timing::Slices`]): the self time the body has
+    /// reached by the end of slice `next - 1`.
+    own_ns: u64,
 }
 
 /// How a body spends its own time around its statements.
@@ -64,8 +67,12 @@ enum Timing<'w> {
     /// `exec` in equal slices.
     Even(Duration),
     /// Explicit slices (a replay's module bodies): slice `i` before
-    /// statement `i`, the last one after every statement, so the self time
-    /// is the recorded one whatever its nested imports cost.
+    /// statement `i`, the last one after every statement. Each slice ends at
+    /// a deadline counted from the pair's start stamp plus the time its
+    /// nested pairs took, so the self time a tracer measures is the recorded
+    /// one whatever its nested imports cost, and the simulator's own work
+    /// inside the pair (writing the truth, a page fault, a short preemption)
+    /// is absorbed by the next slice instead of adding up.
     Slices(&'w [u64]),
     /// Deadlines (a replay's top level): statement `i` starts `offsets[i]`
     /// ns after the run's origin, so every root import keeps to the
@@ -85,6 +92,8 @@ enum UnlockedStage {
 struct PairClock {
     t1: u64,
     accumulated_copy: u64,
+    /// The enclosing pair's start stamp, restored when this pair ends.
+    outer_t1: u64,
 }
 
 /// A thread's interpreter: its identity, nesting depth and frame stack.
@@ -100,6 +109,8 @@ pub struct ThreadRun<'w> {
     /// Time spent in nested imports of the innermost open pair (importtime's
     /// `accumulated`, kept per thread).
     accumulated: u64,
+    /// The start stamp of the innermost open pair (0 outside every pair).
+    pair_t1: u64,
     /// CLOCK_MONOTONIC ns that timing offsets count from: the start of the
     /// run, shared by its threads, so that a replay keeps to the recorded
     /// time line and a delay (a preemption) never accumulates.
@@ -110,8 +121,22 @@ pub struct ThreadRun<'w> {
 impl<'w> ThreadRun<'w> {
     pub fn new(w: &'w Workload, sys: &'w ImportSystem, out: &'w Outputs, me: ThreadIdx) -> Self {
         let tid = super::clock::current_tid();
-        let timed = out.timed();
-        ThreadRun { w, sys, out, me, tid, depth: 0, timed, accumulated: 0, origin: monotonic_ns(), stack: Vec::new() }
+        // A replay keeps to recorded times, so it reads the clock whether
+        // or not an output records the stamps.
+        let timed = out.timed() || w.has_timeline();
+        ThreadRun {
+            w,
+            sys,
+            out,
+            me,
+            tid,
+            depth: 0,
+            timed,
+            accumulated: 0,
+            pair_t1: 0,
+            origin: monotonic_ns(),
+            stack: Vec::new(),
+        }
     }
 
     /// Counts timing offsets from `origin_ns` (default: when the thread's
@@ -131,7 +156,7 @@ impl<'w> ThreadRun<'w> {
     /// [`crate::workload::Workload::plan_offsets`]; empty: no top-level time).
     pub fn run_timed(&mut self, stmts: &'w [ImportStmt], offsets: &'w [u64]) -> Outcome {
         let timing = if offsets.is_empty() { Timing::Even(Duration::ZERO) } else { Timing::Offsets(offsets) };
-        let body = BodyFrame { module: None, stmts, timing, next: 0 };
+        let body = BodyFrame { module: None, stmts, timing, next: 0, own_ns: 0 };
         self.stack.push(Frame::Body(body));
         let mut ret = None;
         while let Some(frame) = self.stack.pop() {
@@ -175,8 +200,10 @@ impl<'w> ThreadRun<'w> {
                 Some(Ok(()))
             }
             Entry::Absent => {
-                let clock = PairClock { t1: self.fire_start(m), accumulated_copy: self.accumulated };
+                let t1 = self.fire_start(m);
+                let clock = PairClock { t1, accumulated_copy: self.accumulated, outer_t1: self.pair_t1 };
                 self.accumulated = 0;
+                self.pair_t1 = t1;
                 if self.w.module(m).probe_name == ProbeName::Unencodable {
                     // The start probe's argument left UnicodeEncodeError
                     // pending: importlib fails at once, finding nothing.
@@ -195,6 +222,7 @@ impl<'w> ThreadRun<'w> {
         let cum = t2.saturating_sub(clock.t1);
         self.out.importtime(self.depth, cum.saturating_sub(self.accumulated), cum, self.w, m);
         self.accumulated = clock.accumulated_copy + cum;
+        self.pair_t1 = clock.outer_t1;
         outcome
     }
 
@@ -301,7 +329,12 @@ impl<'w> ThreadRun<'w> {
 
     fn find_and_exec(&mut self, m: ModId) -> Option<Outcome> {
         let module = self.w.module(m);
-        spend(module.find());
+        if self.w.has_timeline() {
+            // A replayed failure's search, counted from its start stamp.
+            spend_until(self.pair_t1 + module.find().as_nanos() as u64);
+        } else {
+            spend(module.find());
+        }
         if module.missing {
             return Some(Err(Failure::NotFound));
         }
@@ -314,6 +347,7 @@ impl<'w> ThreadRun<'w> {
                 slices => Timing::Slices(slices),
             },
             next: 0,
+            own_ns: 0,
         };
         self.call(Frame::Unlocked { m, stage: UnlockedStage::AfterBody, via: Via::Import }, Frame::Body(body))
     }
@@ -327,7 +361,10 @@ impl<'w> ThreadRun<'w> {
         }
         match b.timing {
             Timing::Even(exec) => spend(exec_slice(exec, b.stmts.len(), b.next)),
-            Timing::Slices(s) => spend(Duration::from_nanos(s.get(b.next).copied().unwrap_or(0))),
+            Timing::Slices(s) => {
+                b.own_ns += s.get(b.next).copied().unwrap_or(0);
+                spend_until(self.pair_t1 + self.accumulated + b.own_ns);
+            }
             Timing::Offsets(o) => spend_until(self.origin + o.get(b.next).copied().unwrap_or(0)),
         }
         match b.stmts.get(b.next) {

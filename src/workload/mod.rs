@@ -188,6 +188,12 @@ impl Workload {
         &self.stmts[r.start as usize..r.end as usize]
     }
 
+    /// A replay: bodies and top levels keep to recorded times (slices and
+    /// offsets), which the interpreter times with the clock.
+    pub fn has_timeline(&self) -> bool {
+        !self.times.is_empty()
+    }
+
     /// The body's explicit time slices in ns (see [`Module`]); empty for
     /// modules whose `exec` is spread evenly.
     pub fn body_slices(&self, id: ModId) -> &[u64] {
