@@ -33,6 +33,7 @@ use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use thiserror::Error;
@@ -41,16 +42,20 @@ use thiserror::Error;
 /// command (covers bpftrace attaching its programs to the opened uprobes).
 pub const SETTLE: Duration = Duration::from_millis(20);
 
-/// After a started command exits, bpftrace is stopped once its output has
-/// been quiet this long: everything the probes emitted has been read.
+/// After the traced command or tree has exited, bpftrace's output must be
+/// quiet this long (everything the probes emitted has been read) before it
+/// is ended: a `-p` bpftrace by reaping its process, a tree's by SIGINT.
 pub const DRAIN_QUIET: Duration = Duration::from_millis(200);
 
-/// Upper bound on that drain, for a script that prints continuously.
+/// Upper bound on that drain, for a script that prints continuously; and
+/// how long a `-p` bpftrace gets to end by itself once its process is reaped.
 pub const DRAIN_MAX: Duration = Duration::from_secs(10);
 
 /// How long an interrupted bpftrace gets to run END and exit before it is
-/// killed; SIGINT is sent again every [`INTERRUPT_AGAIN`] meanwhile
-/// (bpftrace 0.17 can miss one that arrives between two of its waits).
+/// killed; SIGINT is sent again every [`INTERRUPT_AGAIN`] meanwhile while
+/// bpftrace prints nothing (bpftrace 0.17 can miss one that arrives between
+/// two of its waits; one that arrives while END's output is being printed
+/// makes every version drop the rest of it).
 pub const INTERRUPT_GRACE: Duration = Duration::from_secs(10);
 pub const INTERRUPT_AGAIN: Duration = Duration::from_secs(1);
 
@@ -209,7 +214,8 @@ fn kill_group(pgid: u32, sig: libc::c_int) {
 }
 
 /// Ends bpftrace: SIGINT, so it runs END and prints its report; again
-/// every [`INTERRUPT_AGAIN`]; SIGKILL after [`INTERRUPT_GRACE`].
+/// every [`INTERRUPT_AGAIN`] while it has printed nothing since; SIGKILL
+/// after [`INTERRUPT_GRACE`].
 #[derive(Debug, Default)]
 struct Stopper {
     first: Option<Instant>,
@@ -230,12 +236,15 @@ impl Stopper {
         self.first.is_some()
     }
 
-    /// Called while waiting: resends SIGINT, kills when the grace is over.
-    fn tick(&mut self, pgid: u32) {
+    /// Called while waiting: resends SIGINT unless bpftrace has printed
+    /// since the last one (`last_output`: then it is running END, and a
+    /// second SIGINT would cut END's output short), kills when the grace is
+    /// over.
+    fn tick(&mut self, pgid: u32, output: &LastOutput) {
         let (Some(first), Some(last)) = (self.first, self.last) else { return };
         if first.elapsed() >= INTERRUPT_GRACE {
             kill_group(pgid, libc::SIGKILL);
-        } else if last.elapsed() >= INTERRUPT_AGAIN {
+        } else if last.elapsed() >= INTERRUPT_AGAIN && output.at() < last {
             self.last = Some(Instant::now());
             kill_group(pgid, libc::SIGINT);
         }
@@ -251,8 +260,31 @@ enum Notice {
     Ready,
 }
 
-fn ms_since(clock: Instant) -> u64 {
-    clock.elapsed().as_millis() as u64
+/// When bpftrace last printed a line, shared between the thread copying
+/// its output and the loop deciding when to stop it.
+struct LastOutput {
+    clock: Instant,
+    /// Microseconds from `clock` (0: nothing yet).
+    us: AtomicU64,
+}
+
+impl LastOutput {
+    fn new() -> Self {
+        LastOutput { clock: Instant::now(), us: AtomicU64::new(0) }
+    }
+
+    fn touch(&self) {
+        self.us.store(self.clock.elapsed().as_micros() as u64, SeqCst);
+    }
+
+    fn at(&self) -> Instant {
+        self.clock + Duration::from_micros(self.us.load(SeqCst))
+    }
+
+    /// Nothing printed for `d`.
+    fn quiet_for(&self, d: Duration) -> bool {
+        self.at().elapsed() >= d
+    }
 }
 
 /// Copies bpftrace's stdout, dropping its attach line and a tree filter's
@@ -352,6 +384,48 @@ fn read_stderr(stderr: std::process::ChildStderr, echo: bool, notices: mpsc::Sen
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+
+    /// A stand-in for bpftrace in its own process group that counts the
+    /// SIGINTs it gets, each printed as a line.
+    fn counts_interrupts() -> std::process::Child {
+        Command::new("sh")
+            .args(["-c", "trap 'echo INT' INT; echo ready; while :; do sleep 0.05; done"])
+            .stdout(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap()
+    }
+
+    fn interrupts_after(wait: Duration, printing: bool) -> usize {
+        let mut child = counts_interrupts();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        assert_eq!(lines.next().unwrap().unwrap(), "ready");
+        let output = LastOutput::new();
+        let mut stopper = Stopper::default();
+        stopper.stop(child.id());
+        let end = Instant::now() + wait;
+        while Instant::now() < end {
+            if printing {
+                output.touch();
+            }
+            stopper.tick(child.id(), &output);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        kill_group(child.id(), libc::SIGKILL);
+        child.wait().unwrap();
+        lines.map_while(Result::ok).filter(|l| l == "INT").count()
+    }
+
+    #[test]
+    fn sigint_is_sent_again_only_to_a_tracer_that_printed_nothing_since() {
+        let wait = INTERRUPT_AGAIN + Duration::from_millis(500);
+        // Silent: the first SIGINT may have been missed, so it is repeated.
+        assert_eq!(interrupts_after(wait, false), 2);
+        // Printing: it is running END, which another SIGINT would cut short.
+        assert_eq!(interrupts_after(wait, true), 1);
+    }
 
     #[test]
     fn pins_wildcard_probes_to_a_binary() {

@@ -8,7 +8,7 @@
 //! raised them in its new image.
 
 use super::{
-    copy_output, kill_group, ms_since, read_stderr, Notice, Stopper, Target, TraceError, TraceOutcome, TraceRequest,
+    copy_output, kill_group, read_stderr, LastOutput, Notice, Stopper, Target, TraceError, TraceOutcome, TraceRequest,
     DRAIN_MAX, DRAIN_QUIET, SETTLE,
 };
 use crate::events::ProcessInfo;
@@ -21,7 +21,6 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -55,8 +54,7 @@ pub(super) fn trace(req: TraceRequest, out: &mut (dyn Write + Send)) -> Result<T
     let (notice_tx, notice_rx) = mpsc::channel();
     let notice_tx_err = notice_tx.clone();
     let echo = req.echo_stderr;
-    let clock = Instant::now();
-    let last_output = AtomicU64::new(0);
+    let last_output = LastOutput::new();
     let last = &last_output;
     let failed = |status, stderr| TraceError::TracerFailed {
         script: req.script_name.clone(),
@@ -66,7 +64,7 @@ pub(super) fn trace(req: TraceRequest, out: &mut (dyn Write + Send)) -> Result<T
     };
     let mut tree = Tree::new(&req.objects);
     std::thread::scope(|s| {
-        let copier = s.spawn(move || copy_output(stdout, out, notice_tx, || last.store(ms_since(clock), SeqCst)));
+        let copier = s.spawn(move || copy_output(stdout, out, notice_tx, || last.touch()));
         let errs = s.spawn(move || read_stderr(stderr, echo, notice_tx_err));
         // Hold the tree until the filter is complete.
         let mut limit = Instant::now() + req.attach_timeout;
@@ -114,11 +112,12 @@ pub(super) fn trace(req: TraceRequest, out: &mut (dyn Write + Send)) -> Result<T
                 timed_out = true;
                 stopper.stop(bpftrace_pid);
             }
-            stopper.tick(bpftrace_pid);
+            stopper.tick(bpftrace_pid, &last_output);
             if tree.all_exited && !stopper.stopping() {
                 let since = *ended_at.get_or_insert(now);
-                let quiet = ms_since(clock).saturating_sub(last_output.load(SeqCst)) >= DRAIN_QUIET.as_millis() as u64;
-                if (quiet && since.elapsed() >= DRAIN_QUIET) || since.elapsed() >= DRAIN_MAX {
+                if (last_output.quiet_for(DRAIN_QUIET) && since.elapsed() >= DRAIN_QUIET)
+                    || since.elapsed() >= DRAIN_MAX
+                {
                     stopper.stop(bpftrace_pid);
                 }
             }
