@@ -6,9 +6,11 @@
 //! runs each benchmark once, only to prove it still runs (CI).
 
 use importprobe::events::forest::Forest;
-use importprobe::events::{ImportEvent, Origin, Recording};
+use importprobe::events::{importtime, source, stream, truth, EventKind, ImportEvent, Origin, Recording};
 use importprobe::simulator::{self, outputs::Outputs, probes};
 use importprobe::workload::scenarios::{self, Costs};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 fn main() {
@@ -63,4 +65,75 @@ fn pair_events(b: divan::Bencher, n: usize) {
     }
     let rec = Recording::new(Origin::Truth, events);
     b.counter(divan::counter::ItemsCount::new(n)).bench(|| Forest::build(&rec));
+}
+
+/// The kinds of recording `report`, `diff`, `check` and `run --replay` read.
+const SOURCES: &[&str] = &["truth", "events", "capture", "importtime"];
+
+/// Imports in each recording read by [`read_into_forest`].
+const READ_IMPORTS: usize = 100_000;
+
+/// Reading a recording's text into the import forest (`source::load`, then
+/// `Forest::build`: every report's first step), for the stress workload's
+/// tree of 100,000 imports written as each kind of input. Throughput in
+/// events (two an import) and in bytes.
+#[divan::bench(args = SOURCES, sample_count = 20)]
+fn read_into_forest(b: divan::Bencher, kind: &str) {
+    let text = recording_text(kind, READ_IMPORTS);
+    let events = 2 * READ_IMPORTS;
+    b.counter(divan::counter::ItemsCount::new(events))
+        .counter(divan::counter::BytesCount::new(text.len()))
+        .bench(|| Forest::build(&source::load(divan::black_box(&text)).unwrap()));
+}
+
+/// A `Write` the simulator's truth goes to, kept for reading back.
+#[derive(Clone, Default)]
+struct Kept(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Kept {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The stress workload of `n` modules as the text of one kind of input:
+/// its ground truth, or that recording as an `importprobe-events` stream,
+/// an `importprobe-capture` dump (as bpftrace prints it: starts, then
+/// dones, each sorted by key) or a `-X importtime` log.
+fn recording_text(kind: &str, n: usize) -> Vec<u8> {
+    let w = scenarios::stress(n, ZERO).unwrap();
+    let kept = Kept::default();
+    let outputs = Outputs::new(Some(Box::new(kept.clone())), None);
+    simulator::run(&w, &outputs);
+    outputs.finish().unwrap();
+    let truth_text = std::mem::take(&mut *kept.0.lock().unwrap());
+    let rec = truth::parse(&truth_text).unwrap();
+    let mut out = Vec::new();
+    match kind {
+        "truth" => return truth_text,
+        "events" => stream::write(&rec, &mut out).unwrap(),
+        "capture" => {
+            writeln!(out, "# importprobe-capture v1").unwrap();
+            let mut by_key: Vec<&ImportEvent> = rec.events.iter().collect();
+            by_key.sort_by_key(|e| (e.kind != EventKind::Start, e.tid, e.ts_ns));
+            for e in by_key {
+                match e.kind {
+                    EventKind::Start => {
+                        let name = &e.module;
+                        writeln!(out, "@s[{}, {}]: ({}, 0, {}, {name})", e.tid, e.ts_ns, e.pid, name.len()).unwrap()
+                    }
+                    _ => writeln!(out, "@d[{}, {}]: ({}, {})", e.tid, e.ts_ns, e.pid, u8::from(e.found == Some(true)))
+                        .unwrap(),
+                }
+            }
+            writeln!(out, "# end").unwrap();
+        }
+        "importtime" => out = importtime::render(&Forest::build(&rec)).into_bytes(),
+        other => panic!("unknown source {other}"),
+    }
+    out
 }

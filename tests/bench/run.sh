@@ -16,6 +16,8 @@
 #   cpython    tracing vs -X importtime overhead on a real interpreter start-up
 #   follow     what --follow-children's ptrace follower costs, without and per
 #              fork (needs cargo)
+#   reports    `report` in every format on a large recording (ground truth and
+#              -X importtime log): wall time, peak RSS, bytes per event
 #
 # --quick: small sizes and one round, only to prove every figure still runs
 # (CI). --bin: a prebuilt importprobe (default: cargo builds one); --python: a
@@ -35,7 +37,7 @@ while [[ $# -gt 0 ]]; do
         --quick) QUICK=1 ;;
         --bin) BIN=$2; shift ;;
         --python) PYTHON=$2; shift ;;
-        -h | --help) sed -n '2,24s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,26s/^# \{0,1\}//p' "$0"; exit 0 ;;
         -*) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
         *) FIGURES+=("$1") ;;
     esac
@@ -292,10 +294,52 @@ fig_follow() {
     } | table follow
 }
 
-[[ ${#FIGURES[@]} -gt 0 ]] || FIGURES=(probes simulator scripts loss accuracy cpython follow)
+# ---------------------------------------------------------------- reports
+# A stress workload's ground truth (a tree, 8 children a module) and its -X
+# importtime rendering, read and rendered in every format by one `report`
+# process each: the whole path a user waits for (reading, pairing into the
+# forest, rendering, writing). RSS B/event = peak RSS above a 1,000-module
+# report of the same input kind and format, per event (2 a module).
+fig_reports() {
+    local sizes formats n input f r line
+    sizes=$(pick "1000 100000 1000000" "1000 5000")
+    formats=$("$BIN" report --help | sed -n 's/^ *- \([a-z]*\): .*/\1/p')
+    local -A base=()
+    {
+        machine
+        echo "# report --format F INPUT -o FILE, one process each; median of $ROUNDS by wall time"
+        echo "# input: a stress workload's --truth (JSON lines) and its -X importtime log (report --format importtime)"
+        printf '%-10s %9s %-11s %10s %12s %10s %10s %12s\n' input modules format "wall ms" "events/s" "RSS MB" "out MB" "RSS B/event"
+        for n in $sizes; do
+            "$BIN" run -w stress -n "$n" --scale 0 --truth "$OUT/reports-$n.jsonl" >/dev/null
+            "$BIN" report -f importtime "$OUT/reports-$n.jsonl" -o "$OUT/reports-$n.log"
+            for input in truth importtime; do
+                local file=$OUT/reports-$n.jsonl
+                [[ $input == importtime ]] && file=$OUT/reports-$n.log
+                for f in $formats; do
+                    line=$(for r in $(seq "$ROUNDS"); do
+                        local t0 kb
+                        t0=$(date +%s%N)
+                        kb=$(/usr/bin/time -f '%M' "$BIN" report -f "$f" "$file" -o "$OUT/reports.out" 2>&1 >/dev/null | tail -1)
+                        echo "$(($(date +%s%N) - t0)) $kb"
+                    done | sort -g | awk '{ a[NR] = $0 } END { print a[int((NR + 1) / 2)] }')
+                    [[ -n ${base[$input.$f]:-} ]] || base[$input.$f]=${line#* }
+                    awk -v i="$input" -v n="$n" -v f="$f" -v l="$line" -v b="${base[$input.$f]}" \
+                        -v o="$(stat -c %s "$OUT/reports.out")" 'BEGIN {
+                        split(l, x, " "); s = x[1] / 1e9; kb = x[2]; ev = 2 * n
+                        printf "%-10s %9d %-11s %10.1f %12s %10.1f %10.1f %12s\n", i, n, f, s * 1000,
+                            (s > 0 ? sprintf("%.0f", ev / s) : "-"), kb / 1024, o / 1e6,
+                            (kb > b ? sprintf("%.0f", (kb - b) * 1024 / ev) : "-") }'
+                done
+            done
+        done
+    } | table reports
+}
+
+[[ ${#FIGURES[@]} -gt 0 ]] || FIGURES=(probes simulator scripts loss accuracy cpython follow reports)
 for f in "${FIGURES[@]}"; do
     case $f in
-        probes | simulator | scripts | loss | accuracy | cpython | follow) say "=== $f"; "fig_$f" ;;
+        probes | simulator | scripts | loss | accuracy | cpython | follow | reports) say "=== $f"; "fig_$f" ;;
         *) echo "run.sh: unknown figure $f (see --help)" >&2; exit 2 ;;
     esac
 done
