@@ -7,10 +7,9 @@
 
 use importprobe::events::forest::Forest;
 use importprobe::events::{importtime, source, stream, truth, EventKind, ImportEvent, Origin, Recording};
-use importprobe::simulator::{self, outputs::Outputs, probes};
+use importprobe::simulator::{self, outputs::MemorySink, outputs::Outputs, probes};
 use importprobe::workload::scenarios::{self, Costs};
 use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 fn main() {
@@ -86,31 +85,17 @@ fn read_into_forest(b: divan::Bencher, kind: &str) {
         .bench(|| Forest::build(&source::load(divan::black_box(&text)).unwrap()));
 }
 
-/// A `Write` the simulator's truth goes to, kept for reading back.
-#[derive(Clone, Default)]
-struct Kept(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Kept {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// The stress workload of `n` modules as the text of one kind of input:
 /// its ground truth, or that recording as an `importprobe-events` stream,
 /// an `importprobe-capture` dump (as bpftrace prints it: starts, then
 /// dones, each sorted by key) or a `-X importtime` log.
 fn recording_text(kind: &str, n: usize) -> Vec<u8> {
     let w = scenarios::stress(n, ZERO).unwrap();
-    let kept = Kept::default();
+    let kept = MemorySink::default();
     let outputs = Outputs::new(Some(Box::new(kept.clone())), None);
     simulator::run(&w, &outputs);
     outputs.finish().unwrap();
-    let truth_text = std::mem::take(&mut *kept.0.lock().unwrap());
+    let truth_text = kept.contents();
     let rec = truth::parse(&truth_text).unwrap();
     let mut out = Vec::new();
     match kind {

@@ -8,14 +8,13 @@
 //! reason, where tracing is impossible.
 
 use importprobe::events::{truth, EventKind, NameState};
-use importprobe::simulator::{self, outputs::Outputs};
+use importprobe::simulator::{self, outputs::MemorySink, outputs::Outputs};
 use importprobe::tracer::bpftrace::Bpftrace;
 use importprobe::tracer::runner::{self, Target, TraceRequest};
 use importprobe::workload::{scenarios, Workload};
 use std::collections::HashSet;
-use std::io::Write;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 const PYTHON: &str = "/usr/bin/python3.11";
@@ -95,22 +94,11 @@ fn trace_cpython(bpftrace: &Bpftrace, program: &Path, names: &HashSet<String>) -
 
 /// What the simulator fires for a workload, in the same notation.
 fn simulate(w: &Workload) -> Vec<String> {
-    #[derive(Clone, Default)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-    impl Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buf = Buf::default();
+    let buf = MemorySink::default();
     let out = Outputs::new(Some(Box::new(buf.clone())), None);
     simulator::run(w, &out);
     out.finish().unwrap();
-    let rec = truth::parse(&buf.0.lock().unwrap()[..]).unwrap();
+    let rec = truth::parse(&buf.contents()).unwrap();
     rec.events
         .iter()
         .map(|e| {

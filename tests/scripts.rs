@@ -242,16 +242,20 @@ fn check_slowest(
         return; // times may be off there (see `Timing`), so the ranking may be too
     }
     // Every import left out is not slower than the fastest one reported,
-    // give or take the measurement tolerance.
+    // give or take the measurement tolerance, but for the model's few
+    // outliers (a preemption between a truth stamp and its probe makes the
+    // truth or the trace of one import milliseconds long).
     let tol = importprobe::events::tolerance::Tolerance::default();
-    for p in truth.iter().filter(|p| !reported.contains(&(p.tid, p.seq))) {
-        assert!(
-            key(p) as i64 <= min_reported as i64 + 2 * tol.allowance_ns(&p.facts),
-            "{what}: {} ({} ns) should be in the top {n} (fastest reported {min_reported} ns)",
-            p.module,
-            key(p)
-        );
-    }
+    let misranked: Vec<String> = truth
+        .iter()
+        .filter(|p| !reported.contains(&(p.tid, p.seq)))
+        .filter(|p| key(p) as i64 > min_reported as i64 + 2 * tol.allowance_ns(&p.facts))
+        .map(|p| format!("{} ({} ns)", p.module, key(p)))
+        .collect();
+    assert!(
+        misranked.len() <= tol.allowed_outliers(truth.len(), 1),
+        "{what}: {misranked:?} should be in the top {n} (fastest reported {min_reported} ns)"
+    );
 }
 
 #[test]

@@ -3,34 +3,18 @@
 //! Debian's python3.11). These run in-process: no tracer needed.
 
 use importprobe::events::{blind_spots, forest::Forest, truth, EventKind, ImportEvent, NameState, Origin, Recording};
-use importprobe::simulator::{self, interpreter::Failure, outputs::Outputs};
+use importprobe::simulator::{self, interpreter::Failure, outputs::MemorySink, outputs::Outputs};
 use importprobe::workload::{manifest, scenarios, ModuleSpec, StepSpec, StmtSpec, Workload, WorkloadBuilder};
-use std::io::Write;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-/// An in-memory sink the simulator can write its ground truth into.
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// Runs a workload and returns every fired probe, in order.
 fn events(w: &Workload) -> (Vec<ImportEvent>, simulator::RunSummary) {
-    let buf = Buf::default();
+    let buf = MemorySink::default();
     let out = Outputs::new(Some(Box::new(buf.clone())), None);
     let summary = simulator::run(w, &out);
     out.finish().unwrap();
-    let bytes = buf.0.lock().unwrap().clone();
+    let bytes = buf.contents();
     (truth::parse(&bytes[..]).unwrap().events, summary)
 }
 
@@ -377,11 +361,11 @@ fn the_same_seed_gives_the_same_event_sequence() {
 #[test]
 fn importtime_lines_match_pairs_children_first() {
     let w = manifest::load(&fixture("refpkg.toml")).unwrap();
-    let it = Buf::default();
+    let it = MemorySink::default();
     let out = Outputs::new(None, Some(Box::new(it.clone())));
     simulator::run(&w, &out);
     out.finish().unwrap();
-    let text = String::from_utf8(it.0.lock().unwrap().clone()).unwrap();
+    let text = String::from_utf8(it.contents()).unwrap();
     let mut l = text.lines();
     assert_eq!(l.next(), Some("import time: self [us] | cumulative | imported package"));
     let names: Vec<String> = l
@@ -438,11 +422,11 @@ fn an_uncaught_unencodable_import_is_a_system_error() {
 #[test]
 fn unencodable_names_print_null_in_importtime_as_glibc_does() {
     let w = scenarios::unencodable(scenarios::Costs::default()).unwrap();
-    let it = Buf::default();
+    let it = MemorySink::default();
     let out = Outputs::new(None, Some(Box::new(it.clone())));
     simulator::run(&w, &out);
     out.finish().unwrap();
-    let text = String::from_utf8(it.0.lock().unwrap().clone()).unwrap();
+    let text = String::from_utf8(it.contents()).unwrap();
     let names: Vec<&str> = text.lines().skip(1).map(|l| l.rsplit(" | ").next().unwrap()).collect();
     assert_eq!(names, ["plain", "(null)", "  (null)", "  host.after", "host", "(null)"]);
 }
@@ -504,12 +488,12 @@ fn an_import_module_body_lands_in_the_enclosing_self_time_and_is_found_as_a_blin
     b.define("optdep.core", fast(ModuleSpec::default())).unwrap();
     b.main_imports(vec![StmtSpec::import("app")]);
     let w = b.build().unwrap();
-    let it = Buf::default();
-    let tr = Buf::default();
+    let it = MemorySink::default();
+    let tr = MemorySink::default();
     let out = Outputs::new(Some(Box::new(tr.clone())), Some(Box::new(it.clone())));
     simulator::run(&w, &out);
     out.finish().unwrap();
-    let rec = truth::parse(&tr.0.lock().unwrap()[..]).unwrap();
+    let rec = truth::parse(&tr.contents()).unwrap();
     let f = Forest::build(&rec);
     let app = f.roots[0];
     assert_eq!(f.imports[app].module, "app");
@@ -517,7 +501,7 @@ fn an_import_module_body_lands_in_the_enclosing_self_time_and_is_found_as_a_blin
     let spots = blind_spots::find(&f);
     assert_eq!(spots.len(), 1, "{spots:?}");
     assert_eq!((spots[0].module.as_str(), spots[0].enclosing), ("optdep", Some(app)));
-    let text = String::from_utf8(it.0.lock().unwrap().clone()).unwrap();
+    let text = String::from_utf8(it.contents()).unwrap();
     assert!(!text.contains("| optdep\n") && text.lines().count() == 3, "no importtime line for optdep: {text}");
 }
 

@@ -498,10 +498,14 @@ fn follow_children_separates_every_process_of_a_python_tree() {
     let app = dir.path("app.py");
     std::fs::write(
         &app,
+        // The barrier makes each of the two tasks run in its own worker (a
+        // fast worker could take them all).
         "import subprocess, sys, multiprocessing\n\
          subprocess.run([sys.executable, '-c', 'import json, wave'])\n\
-         def work(x):\n    import fractions\n    return x\n\
-         if __name__ == '__main__':\n    with multiprocessing.get_context('fork').Pool(2) as p:\n        p.map(work, range(4))\n",
+         ctx = multiprocessing.get_context('fork')\n\
+         barrier = ctx.Barrier(2)\n\
+         def work(x):\n    barrier.wait(30)\n    import fractions\n    return x\n\
+         if __name__ == '__main__':\n    with ctx.Pool(2) as p:\n        p.map(work, range(2), chunksize=1)\n",
     )
     .unwrap();
     let chrome = dir.path("tree.json");

@@ -12,7 +12,7 @@ use crate::events::{importtime, truth::TruthLine, EventKind, ImportEvent, NameSt
 use crate::workload::{ModId, Workload};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 type Sink = Mutex<Box<dyn Write + Send>>;
 
@@ -132,5 +132,29 @@ impl Outputs {
             Some(e) => Err(e),
             None => Ok(self.events.load(Ordering::Relaxed)),
         }
+    }
+}
+
+/// An in-memory output, for reading a run's ground truth or `-X importtime`
+/// lines back in the same process (tests, benchmarks): give
+/// `Outputs::new` a clone, then [`MemorySink::contents`].
+#[derive(Clone, Default)]
+pub struct MemorySink(Arc<Mutex<Vec<u8>>>);
+
+impl MemorySink {
+    /// Everything written so far.
+    pub fn contents(&self) -> Vec<u8> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl Write for MemorySink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }

@@ -7,7 +7,7 @@ use super::{
 };
 use crate::tracer::interrupt::ForwardSignals;
 use crate::tracer::launch::{ChildOutput, StoppedChild};
-use crate::tracer::process::{attached_beyond, import_probes_in, semaphore_values, ProbeInProcess};
+use crate::tracer::process::{attached, attached_beyond, import_probes_in, semaphore_values, ProbeInProcess};
 use crate::tracer::script_file::ScriptFile;
 use std::io::Write;
 use std::os::unix::process::CommandExt;
@@ -219,6 +219,26 @@ impl Watched {
     }
 }
 
+/// What each semaphore was before our bpftrace raised it. Another tracer on
+/// the same binary that leaves meanwhile lowers the semaphores it raised (a
+/// system-wide uprobe of bpftrace 0.23+ raises them in every process,
+/// through the kernel): ours count from the lowest value seen, else they
+/// would never rise above the baseline (seen as a 60 s attach timeout when
+/// a traced tree's bpftrace ended while a command was being started).
+struct SemaphoreFloor(Vec<u16>);
+
+impl SemaphoreFloor {
+    fn lower_to(&mut self, now: &[u16]) {
+        for (f, &v) in self.0.iter_mut().zip(now) {
+            *f = (*f).min(v);
+        }
+    }
+}
+
+/// How long after bpftrace's attach line an attachment that is in place but
+/// cannot be told apart from another tracer's is taken as ours.
+const UNCONFIRMED_GRACE: Duration = Duration::from_secs(2);
+
 /// Holds the started command until bpftrace is in place on the import
 /// probes the script uses (semaphores raised, uprobes on every site), then
 /// lets it run.
@@ -245,6 +265,7 @@ fn wait_attached(
         limit = limit.min(d);
     }
     let mut announced_at = None;
+    let mut floor = SemaphoreFloor(watched.baseline.clone());
     loop {
         if let Some(status) = tracer.try_wait()? {
             return Err(TraceError::TracerFailed {
@@ -258,7 +279,13 @@ fn wait_attached(
             announced_at = Some(Instant::now());
         }
         let ready = if watch {
-            attached_beyond(pid, &watched.probes, &watched.baseline)?
+            floor.lower_to(&semaphore_values(pid, &watched.probes)?);
+            attached_beyond(pid, &watched.probes, &floor.0)?
+                // A leaving tracer's drop and our raise between two polls
+                // look like no change: once bpftrace has said it attached,
+                // every semaphore raised and every site trapping is enough.
+                || (announced_at.is_some_and(|t| t.elapsed() >= UNCONFIRMED_GRACE)
+                    && attached(pid, &watched.probes)?)
         } else {
             announced_at.is_some_and(|t| t.elapsed() >= Duration::from_millis(500))
         };
@@ -274,5 +301,22 @@ fn wait_attached(
             return Err(TraceError::AttachTimeout { pid, secs, stderr: Vec::new() });
         }
         std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tracer_leaving_while_ours_attaches_lowers_the_floor() {
+        // Another tracer had raised both semaphores, then left...
+        let mut floor = SemaphoreFloor(vec![1, 1]);
+        floor.lower_to(&[0, 0]);
+        // ...so ours raising them to 1 is above the floor.
+        assert_eq!(floor.0, [0, 0]);
+        // A rise is never taken for a floor.
+        floor.lower_to(&[1, 2]);
+        assert_eq!(floor.0, [0, 0]);
     }
 }
