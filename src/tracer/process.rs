@@ -118,20 +118,20 @@ pub fn semaphore_values(pid: u32, probes: &[ProbeInProcess]) -> std::io::Result<
 /// raised and every call site carrying a uprobe. Both are needed: bpftrace
 /// 0.17 with `-p` raises a semaphore a moment before its uprobes exist.
 pub fn attached(pid: u32, probes: &[ProbeInProcess]) -> std::io::Result<bool> {
-    attached_beyond(pid, probes, &vec![0; probes.len()])
+    let now = semaphore_values(pid, probes)?;
+    Ok(raised_above(probes, &now, &vec![0; probes.len()]) && sites_trapped(pid, probes)?)
 }
 
-/// [`attached`], with each semaphore above its `baseline` (what it was
-/// before our tracer started): another tracer already on the same binary
-/// (a system-wide uprobe puts its `int3` in every process, and bpftrace
-/// 0.24+ raises semaphores everywhere) must not pass for ours.
-pub fn attached_beyond(pid: u32, probes: &[ProbeInProcess], baseline: &[u16]) -> std::io::Result<bool> {
-    let now = semaphore_values(pid, probes)?;
-    for ((p, &v), &before) in probes.iter().zip(&now).zip(baseline) {
-        if p.semaphore.is_some() && v <= before {
-            return Ok(false);
-        }
-    }
+/// Whether every semaphore's value `now` is above its `baseline` (what it
+/// was before our tracer started): another tracer already on the same
+/// binary (a system-wide uprobe puts its `int3` in every process, and
+/// bpftrace 0.23+ raises semaphores everywhere) must not pass for ours.
+pub fn raised_above(probes: &[ProbeInProcess], now: &[u16], baseline: &[u16]) -> bool {
+    probes.iter().zip(now).zip(baseline).all(|((p, &v), &before)| p.semaphore.is_none() || v > before)
+}
+
+/// Whether every call site of these probes carries a uprobe's `int3`.
+pub fn sites_trapped(pid: u32, probes: &[ProbeInProcess]) -> std::io::Result<bool> {
     let mut mem = std::fs::File::open(format!("/proc/{pid}/mem"))?;
     let mut read = |addr: u64, buf: &mut [u8]| -> std::io::Result<()> {
         mem.seek(SeekFrom::Start(addr))?;

@@ -281,9 +281,12 @@ impl LastOutput {
         self.clock + Duration::from_micros(self.us.load(SeqCst))
     }
 
-    /// Nothing printed for `d`.
-    fn quiet_for(&self, d: Duration) -> bool {
-        self.at().elapsed() >= d
+    /// Whether bpftrace has drained what the probes emitted, the traced
+    /// processes having exited at `exited`: [`DRAIN_QUIET`] since then with
+    /// its output quiet as long, or [`DRAIN_MAX`] in any case.
+    fn drained_since(&self, exited: Instant) -> bool {
+        let quiet = self.at().elapsed() >= DRAIN_QUIET;
+        (quiet && exited.elapsed() >= DRAIN_QUIET) || exited.elapsed() >= DRAIN_MAX
     }
 }
 

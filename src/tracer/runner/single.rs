@@ -3,11 +3,11 @@
 
 use super::{
     copy_output, kill_group, probes_used, read_stderr, LastOutput, Notice, Stopper, Target, TraceError, TraceOutcome,
-    TraceRequest, DRAIN_MAX, DRAIN_QUIET, SETTLE,
+    TraceRequest, DRAIN_MAX, SETTLE,
 };
 use crate::tracer::interrupt::ForwardSignals;
 use crate::tracer::launch::{ChildOutput, StoppedChild};
-use crate::tracer::process::{attached, attached_beyond, import_probes_in, semaphore_values, ProbeInProcess};
+use crate::tracer::process::{import_probes_in, raised_above, semaphore_values, sites_trapped, ProbeInProcess};
 use crate::tracer::script_file::ScriptFile;
 use std::io::Write;
 use std::os::unix::process::CommandExt;
@@ -119,9 +119,7 @@ pub(super) fn trace(req: TraceRequest, out: &mut (dyn Write + Send)) -> Result<T
             stopper.tick(bpftrace_pid, &last_output);
             if !stopper.stopping() && waiter.as_ref().is_some_and(|w| w.is_finished()) {
                 let since = *exited_at.get_or_insert(now);
-                if (last_output.quiet_for(DRAIN_QUIET) && since.elapsed() >= DRAIN_QUIET)
-                    || since.elapsed() >= DRAIN_MAX
-                {
+                if last_output.drained_since(since) {
                     reaped = Some((reap(waiter.take().expect("checked")), now));
                 }
             }
@@ -279,13 +277,15 @@ fn wait_attached(
             announced_at = Some(Instant::now());
         }
         let ready = if watch {
-            floor.lower_to(&semaphore_values(pid, &watched.probes)?);
-            attached_beyond(pid, &watched.probes, &floor.0)?
-                // A leaving tracer's drop and our raise between two polls
-                // look like no change: once bpftrace has said it attached,
-                // every semaphore raised and every site trapping is enough.
+            let now = semaphore_values(pid, &watched.probes)?;
+            floor.lower_to(&now);
+            // A leaving tracer's drop and our raise between two polls look
+            // like no change: once bpftrace has said it attached, every
+            // semaphore raised is enough.
+            let raised = raised_above(&watched.probes, &now, &floor.0)
                 || (announced_at.is_some_and(|t| t.elapsed() >= UNCONFIRMED_GRACE)
-                    && attached(pid, &watched.probes)?)
+                    && raised_above(&watched.probes, &now, &vec![0; now.len()]));
+            raised && sites_trapped(pid, &watched.probes)?
         } else {
             announced_at.is_some_and(|t| t.elapsed() >= Duration::from_millis(500))
         };

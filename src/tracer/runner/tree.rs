@@ -9,7 +9,7 @@
 
 use super::{
     copy_output, kill_group, read_stderr, LastOutput, Notice, Stopper, Target, TraceError, TraceOutcome, TraceRequest,
-    DRAIN_MAX, DRAIN_QUIET, SETTLE,
+    SETTLE,
 };
 use crate::events::ProcessInfo;
 use crate::tracer::follow::{ExitState, FollowEnd, FollowEvent, FollowOptions, Follower, SemaphoreOutcome};
@@ -115,9 +115,7 @@ pub(super) fn trace(req: TraceRequest, out: &mut (dyn Write + Send)) -> Result<T
             stopper.tick(bpftrace_pid, &last_output);
             if tree.all_exited && !stopper.stopping() {
                 let since = *ended_at.get_or_insert(now);
-                if (last_output.quiet_for(DRAIN_QUIET) && since.elapsed() >= DRAIN_QUIET)
-                    || since.elapsed() >= DRAIN_MAX
-                {
+                if last_output.drained_since(since) {
                     stopper.stop(bpftrace_pid);
                 }
             }
